@@ -1,0 +1,213 @@
+"""One typed settings object for every command.
+
+Precedence, lowest first: the defaults below < a YAML file (``--config`` or
+``CARBONSINK_CONFIG``) < environment variables ``CARBONSINK_*`` (nested fields with ``__``,
+e.g. ``CARBONSINK_DASK__ADDRESS``) < command-line flags. The same command therefore runs
+unchanged on a laptop, in a Kubernetes Job (ConfigMap + env) or as a RayJob entrypoint.
+"""
+
+from __future__ import annotations
+
+import os
+from contextvars import ContextVar
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    YamlConfigSettingsSource,
+)
+
+from carbonsink.drivers import DRIVERS
+from carbonsink.errors import ConfigError
+from carbonsink.grid import ModelGrid
+from carbonsink.storage import StorageOptions
+from carbonsink.timeutil import MonthWindow, parse_month
+
+_config_file: ContextVar[Path | None] = ContextVar("carbonsink_config_file", default=None)
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class GridSettings(_Section):
+    """The model grid and its emulator tiles (store chunks follow the tiles)."""
+
+    resolution: float = Field(0.25, description="cell size in degrees: 0.25, 0.5 or 1")
+    tile_lat: int = Field(180, gt=0, description="tile height in cells")
+    tile_lon: int = Field(360, gt=0, description="tile width in cells")
+
+    @field_validator("resolution")
+    @classmethod
+    def _divides(cls, v: float) -> float:
+        ModelGrid(v)  # raises ConfigError with the fix
+        return v
+
+
+class DaskSettings(_Section):
+    """Where Dask work runs: a LocalCluster by default, or an existing scheduler."""
+
+    address: str | None = Field(None, description="scheduler address, e.g. tcp://host:8786")
+    n_workers: int | None = Field(None, gt=0, description="LocalCluster workers (default: cores)")
+    threads_per_worker: int = Field(1, gt=0)
+    memory_limit: str = Field("auto", description="per LocalCluster worker, e.g. 4GiB")
+
+
+class IngestSettings(_Section):
+    """How ERA5 becomes monthly drivers."""
+
+    drivers: list[str] | None = Field(None, description="driver names (default: all)")
+    baseline_start: str = Field("2015-01", description="first month of the climatology")
+    baseline_end: str = Field("2022-12", description="last month of the climatology")
+    min_valid_fraction: float = Field(
+        0.01,
+        gt=0.0,
+        le=1.0,
+        description="share of a model cell that valid (non-NaN) source data must cover",
+    )
+
+    @field_validator("drivers")
+    @classmethod
+    def _known(cls, v: list[str] | None) -> list[str] | None:
+        if v is not None:
+            unknown = [d for d in v if d not in DRIVERS]
+            if unknown:
+                raise ValueError(f"unknown driver(s) {unknown}; choose from {list(DRIVERS)}")
+            if not v:
+                raise ValueError("empty driver list")
+        return v
+
+    @field_validator("baseline_start", "baseline_end")
+    @classmethod
+    def _month(cls, v: str) -> str:
+        parse_month(v, what="baseline month")
+        return v
+
+    @property
+    def baseline(self) -> MonthWindow:
+        """The climatology baseline window (at least 12 months: every calendar month)."""
+        w = MonthWindow.parse(self.baseline_start, self.baseline_end)
+        if len(w) < 12:
+            raise ConfigError(
+                f"climatology baseline {w} has {len(w)} month(s); it needs every calendar "
+                "month: give at least 12 months (whole years are best)"
+            )
+        return w
+
+
+class SampleSettings(_Section):
+    """The synthetic ERA5-like input of ``carbonsink run`` and the tests."""
+
+    start: str = "2015-01"
+    end: str = "2024-12"
+    resolution: float = 0.25
+    step: str = Field("1MS", pattern=r"^(1h|6h|1D|1MS)$")
+    seed: int = 0
+    era5t_months: int = Field(3, ge=0)
+    zarr_format: int = Field(2, ge=2, le=3)
+
+
+class Settings(BaseSettings):
+    """Every setting of carbonsink. See ``docs/configuration.md`` for a YAML example."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="CARBONSINK_",
+        env_nested_delimiter="__",
+        extra="forbid",
+        validate_default=True,
+    )
+
+    source: str | None = Field(None, description="ERA5 source URL (ARCO-ERA5 Zarr or CDS files)")
+    source_storage: StorageOptions = StorageOptions()
+    lake: str = Field("output/lake", description="root URL of the lake")
+    lake_storage: StorageOptions = StorageOptions()
+    start: str | None = Field(None, description="first month of the window, YYYY-MM")
+    end: str | None = Field(None, description="last month of the window, YYYY-MM")
+    grid: GridSettings = GridSettings()
+    dask: DaskSettings = DaskSettings()
+    ingest: IngestSettings = IngestSettings()
+    sample: SampleSettings = SampleSettings()
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """CLI flags (init) > environment > YAML file > defaults."""
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        path = _config_file.get()
+        if path is not None:
+            sources.append(YamlConfigSettingsSource(settings_cls, yaml_file=path))
+        return tuple(sources)
+
+    def window(self) -> MonthWindow:
+        """The ``start``..``end`` window (both required)."""
+        if not self.start or not self.end:
+            raise ConfigError("no window: pass --start YYYY-MM and --end YYYY-MM")
+        return MonthWindow.parse(self.start, self.end)
+
+
+def _describe(err: ValidationError) -> str:
+    first = err.errors()[0]
+    where = ".".join(str(p) for p in first["loc"]) or "settings"
+    msg = first["msg"].removeprefix("Value error, ")
+    given = first.get("input")
+    shown = f"={given!r}" if given is not None and not isinstance(given, dict) else ""
+    more = f" (and {len(err.errors()) - 1} more)" if len(err.errors()) > 1 else ""
+    return f"invalid setting {where}{shown}: {msg}{more}; fix it in the flags, CARBONSINK_* variables or the config file"
+
+
+def load_settings(config: str | os.PathLike[str] | None = None, **overrides: Any) -> Settings:
+    """Build the settings from every layer.
+
+    Parameters
+    ----------
+    config
+        YAML file; defaults to ``$CARBONSINK_CONFIG`` if set.
+    **overrides
+        Values from command-line flags (``None`` values are ignored); nested sections as
+        dicts, e.g. ``dask={"address": "tcp://..."}``.
+
+    Raises
+    ------
+    ConfigError
+        One line naming the bad setting, for invalid values or an unreadable file.
+    """
+    path = config or os.environ.get("CARBONSINK_CONFIG")
+    p = Path(path).expanduser() if path else None
+    if p is not None and not p.is_file():
+        raise ConfigError(f"config file {p} does not exist; check --config or CARBONSINK_CONFIG")
+    clean = _drop_none(overrides)
+    token = _config_file.set(p)
+    try:
+        return Settings(**clean)
+    except ValidationError as err:
+        raise ConfigError(_describe(err)) from None
+    except ConfigError:
+        raise
+    except Exception as exc:  # YAML syntax errors and the like
+        raise ConfigError(
+            f"cannot read settings ({type(exc).__name__}: {' '.join(str(exc).split())[:200]}); fix the config file"
+        ) from None
+    finally:
+        _config_file.reset(token)
+
+
+def _drop_none(d: dict[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in d.items():
+        if isinstance(v, dict):
+            sub = _drop_none(v)
+            if sub:
+                out[k] = sub
+        elif v is not None:
+            out[k] = v
+    return out

@@ -1,0 +1,256 @@
+"""Layout of the lake's ``features`` store and region writes into it.
+
+The store is sized once, template first, like ARCO-ERA5: a monthly ``time`` axis from
+1940-01 to 2050-12 whose unwritten chunks read as NaN. Every month of every variable is its
+own set of chunks (one month x one tile), so units of work never share a chunk: an ingest
+of month N+1 cannot touch month N, and rewriting a month rewrites only its own chunks.
+``ingested`` (one int8 per month, one chunk each) records which months hold data.
+
+Variables: for each driver ``d``: ``d`` (time, lat, lon) monthly means, ``d_anom`` anomalies
+and ``d_clim`` (month, lat, lon) the climatology over ``climatology_baseline``; statics
+``cell_area`` and ``land_fraction`` (lat, lon); CF coordinates and bounds.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import icechunk
+import numpy as np
+import pandas as pd
+import xarray as xr
+import zarr
+
+from carbonsink import __version__
+from carbonsink.drivers import DRIVERS
+from carbonsink.errors import LakeError
+from carbonsink.grid import ModelGrid, Tiling
+from carbonsink.timeutil import MonthWindow, month_starts
+
+TIME_AXIS = MonthWindow.parse("1940-01", "2050-12")
+TIME_UNITS = "days since 1940-01-01"
+_CODEC = zarr.codecs.BloscCodec(cname="lz4", clevel=5, shuffle="shuffle")
+
+
+@dataclass(frozen=True)
+class FeaturesLayout:
+    """What a ``features`` store holds and how it is chunked."""
+
+    grid: ModelGrid
+    tiling: Tiling
+    drivers: tuple[str, ...]
+    time_axis: MonthWindow = TIME_AXIS
+
+    def month_index(self, month: pd.Period) -> int:
+        """Position of a month on the store's time axis."""
+        if not (self.time_axis.start <= month <= self.time_axis.end):
+            raise LakeError(
+                f"month {month} is outside the features store's time axis ({self.time_axis}); "
+                "use a window within it"
+            )
+        return int((month - self.time_axis.start).n)
+
+    def attrs(self) -> dict[str, Any]:
+        """Root attributes that identify the layout."""
+        return {
+            "Conventions": "CF-1.10",
+            "title": "carbonsink features: monthly climate drivers on the model grid",
+            "grid_resolution_deg": self.grid.resolution,
+            "tile_lat": self.tiling.nlat,
+            "tile_lon": self.tiling.nlon,
+            "drivers": list(self.drivers),
+            "time_axis": str(self.time_axis),
+            "created_by": f"carbonsink {__version__}",
+        }
+
+    @classmethod
+    def from_attrs(cls, attrs: dict[str, Any]) -> FeaturesLayout:
+        """Rebuild the layout from a store's root attributes."""
+        try:
+            grid = ModelGrid(float(attrs["grid_resolution_deg"]))
+            tiling = Tiling(int(attrs["tile_lat"]), int(attrs["tile_lon"]))
+            drivers = tuple(attrs["drivers"])
+            start, end = str(attrs["time_axis"]).split("..")
+        except (KeyError, ValueError, TypeError) as exc:
+            raise LakeError(
+                f"the features store lacks layout attributes ({exc}); it was not written by "
+                "carbonsink: use a new lake"
+            ) from None
+        return cls(grid, tiling, drivers, MonthWindow.parse(start, end))
+
+    def check_compatible(self, wanted: FeaturesLayout) -> None:
+        """Refuse to mix grids, tilings or driver sets in one store."""
+        if self.grid != wanted.grid:
+            raise LakeError(
+                f"the lake's features store is on the {self.grid.resolution} deg grid, not "
+                f"{wanted.grid.resolution} deg; pass --grid {self.grid.resolution} or use another lake"
+            )
+        if self.tiling != wanted.tiling:
+            raise LakeError(
+                f"the lake's features store uses {self.tiling.nlat}x{self.tiling.nlon} tiles, "
+                f"not {wanted.tiling.nlat}x{wanted.tiling.nlon}; keep the lake's tile size"
+            )
+        extra = [d for d in wanted.drivers if d not in self.drivers]
+        if extra:
+            raise LakeError(
+                f"the lake's features store has no driver(s) {', '.join(extra)}; ingest into "
+                "a new lake to add drivers"
+            )
+
+    def create(self, store: icechunk.IcechunkStore, land_fraction: np.ndarray) -> None:
+        """Write the template: every array, coordinate and attribute; statics filled in."""
+        root = zarr.open_group(store, mode="w", zarr_format=3)
+        root.attrs.update(self.attrs())
+        g, t = self.grid, self.tiling
+        ny, nx = g.shape
+        months = self.time_axis.months
+        time_days = (
+            (month_starts(months) - np.datetime64("1940-01-01", "ns")) // np.timedelta64(1, "D")
+        ).astype(np.int32)
+
+        def arr(
+            name: str,
+            shape: tuple[int, ...],
+            chunks: tuple[int, ...],
+            dtype: str,
+            dims: tuple[str, ...],
+            attrs: dict[str, Any],
+            data: np.ndarray | None = None,
+            fill: Any = None,
+        ) -> None:
+            a = root.create_array(
+                name,
+                shape=shape,
+                chunks=chunks,
+                dtype=dtype,
+                dimension_names=dims,
+                fill_value=fill,
+                compressors=_CODEC,
+            )
+            a.attrs.update(attrs)
+            if data is not None:
+                a[...] = data
+
+        arr("time", (len(months),), (len(months),), "int32", ("time",),
+            {"units": TIME_UNITS, "calendar": "proleptic_gregorian", "standard_name": "time",
+             "axis": "T"}, time_days)  # fmt: skip
+        arr("month", (12,), (12,), "int8", ("month",), {"long_name": "calendar month"},
+            np.arange(1, 13, dtype=np.int8))  # fmt: skip
+        arr("lat", (ny,), (ny,), "float64", ("lat",),
+            {"standard_name": "latitude", "units": "degrees_north", "axis": "Y",
+             "bounds": "lat_bounds"}, g.lat)  # fmt: skip
+        arr("lon", (nx,), (nx,), "float64", ("lon",),
+            {"standard_name": "longitude", "units": "degrees_east", "axis": "X",
+             "bounds": "lon_bounds"}, g.lon)  # fmt: skip
+        arr("lat_bounds", (ny, 2), (ny, 2), "float64", ("lat", "bnds"), {}, g.lat_bounds)
+        arr("lon_bounds", (nx, 2), (nx, 2), "float64", ("lon", "bnds"), {}, g.lon_bounds)
+        arr("cell_area", (ny, nx), (t.nlat, t.nlon), "float64", ("lat", "lon"),
+            {"standard_name": "cell_area", "units": "m2",
+             "comment": "spherical cell areas, Earth radius 6371000 m"}, g.cell_area)  # fmt: skip
+        arr("land_fraction", (ny, nx), (t.nlat, t.nlon), "float32", ("lat", "lon"),
+            {"standard_name": "land_area_fraction", "units": "1",
+             "source": "global-land-mask (GLOBE 1 km), area-weighted"},
+            land_fraction.astype(np.float32))  # fmt: skip
+        flag_attrs = {"long_name": "month holds ingested drivers (1) or not (0)"}
+        arr("ingested", (len(months),), (1,), "int8", ("time",), flag_attrs, fill=0)
+        arr("era5t", (len(months),), (1,), "int8", ("time",),
+            {"long_name": "month includes preliminary ERA5T data (1) or only final ERA5 (0)"},
+            fill=0)  # fmt: skip
+        for name in self.drivers:
+            d = DRIVERS[name]
+            attrs = d.attrs()
+            field_chunks = (1, t.nlat, t.nlon)
+            arr(name, (len(months), ny, nx), field_chunks, "float32", ("time", "lat", "lon"),
+                attrs, fill=float("nan"))  # fmt: skip
+            anom_attrs = {k: v for k, v in attrs.items() if k != "standard_name"}
+            anom_attrs["long_name"] = f"anomaly of {d.long_name}"
+            arr(f"{name}_anom", (len(months), ny, nx), field_chunks, "float32",
+                ("time", "lat", "lon"), anom_attrs, fill=float("nan"))  # fmt: skip
+            clim_attrs = dict(attrs)
+            clim_attrs["long_name"] = f"climatology of {d.long_name}"
+            arr(f"{name}_clim", (12, ny, nx), field_chunks, "float32", ("month", "lat", "lon"),
+                clim_attrs, fill=float("nan"))  # fmt: skip
+
+
+def read_layout(store: icechunk.IcechunkStore) -> FeaturesLayout:
+    """The layout of an existing ``features`` store."""
+    root = zarr.open_group(store, mode="r")
+    return FeaturesLayout.from_attrs(dict(root.attrs))
+
+
+def read_attrs(store: icechunk.IcechunkStore) -> dict[str, Any]:
+    """Root attributes of a store."""
+    return dict(zarr.open_group(store, mode="r").attrs)
+
+
+def set_attrs(store: icechunk.IcechunkStore, **attrs: Any) -> None:
+    """Update root attributes (driver-side, inside the run's session)."""
+    zarr.open_group(store, mode="r+").attrs.update(attrs)
+
+
+def ingested_months(store: icechunk.IcechunkStore, layout: FeaturesLayout) -> pd.PeriodIndex:
+    """Months that hold ingested drivers."""
+    flags = zarr.open_array(store, path="ingested", mode="r")[:]
+    return layout.time_axis.months[np.asarray(flags) == 1]
+
+
+def write_flags(
+    store: icechunk.IcechunkStore,
+    layout: FeaturesLayout,
+    months: Sequence[pd.Period],
+    era5t: Sequence[pd.Period],
+) -> None:
+    """Mark months as ingested (and which used ERA5T); each flag is its own chunk."""
+    ing = zarr.open_array(store, path="ingested", mode="r+")
+    e5t = zarr.open_array(store, path="era5t", mode="r+")
+    era5t_set = set(era5t)
+    for m in months:
+        i = layout.month_index(m)
+        ing[i] = 1
+        e5t[i] = 1 if m in era5t_set else 0
+
+
+def write_region(fork: icechunk.Session, path: str, index: int, block: np.ndarray) -> icechunk.Session:
+    """Write one month (or calendar month) of one variable; runs on a worker.
+
+    ``fork`` is a forked session; it comes back carrying the change, to be merged.
+    """
+    a = zarr.open_array(fork.store, path=path, mode="r+")
+    data = np.asarray(block, dtype=np.float32)
+    a[index] = data.reshape(a.shape[1:])
+    return fork
+
+
+def merge_forks(*forks: icechunk.Session) -> icechunk.Session:
+    """Merge forked sessions pairwise on a worker (a tree of these feeds the final merge)."""
+    head, rest = forks[0], forks[1:]
+    if rest:
+        head.merge(*rest)
+    return head
+
+
+def open_features(session: icechunk.Session, *, only_ingested: bool = True) -> xr.Dataset:
+    """The features store as an xarray Dataset (lazy; dask chunks = store chunks).
+
+    Parameters
+    ----------
+    session
+        A read-only (or the run's own) session.
+    only_ingested
+        Drop the months that hold no data.
+    """
+    ds = xr.open_zarr(session.store, consolidated=False, chunks={})
+    ds = ds.set_coords([c for c in ("lat_bounds", "lon_bounds", "cell_area", "land_fraction") if c in ds])
+    if only_ingested:
+        # Read the flags with zarr: through dask they are 1332 one-element chunks.
+        flags = np.asarray(zarr.open_array(session.store, path="ingested", mode="r")[:])
+        ds = ds.isel(time=np.flatnonzero(flags == 1))
+    return ds
+
+
+def snapshot_metadata(**fields: Any) -> dict[str, Any]:
+    """Commit metadata: JSON-safe provenance of a run."""
+    return json.loads(json.dumps(fields, default=str))

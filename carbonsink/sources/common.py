@@ -1,0 +1,324 @@
+"""Validation and window selection shared by every source.
+
+A source opens its data into an xarray Dataset with ARCO-ERA5 names; this module checks
+the coordinates and the time axis and cuts out the complete months of a window, lazily.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from carbonsink.drivers import LAND_SEA_MASK, SOURCE_VARIABLES
+from carbonsink.errors import SourceError
+from carbonsink.sources.base import SourceSelection, TimeSemantics
+from carbonsink.timeutil import MonthWindow
+
+#: Accumulation period of ERA5 single-level accumulations in ARCO and CDS hourly data.
+ERA5_ACCUMULATION = pd.Timedelta(hours=1)
+
+
+@dataclass(frozen=True)
+class ValidRange:
+    """Time range holding real data (ARCO's ``valid_time_*`` attributes), end exclusive.
+
+    Attributes
+    ----------
+    start
+        First valid instant.
+    stop
+        End (exclusive) of final ERA5 data.
+    stop_era5t
+        End (exclusive) of preliminary ERA5T data; equal to ``stop`` without ERA5T.
+    """
+
+    start: pd.Timestamp
+    stop: pd.Timestamp
+    stop_era5t: pd.Timestamp
+
+    def describe(self) -> str:
+        """Human-readable range with inclusive last day."""
+        last = (self.stop_era5t - pd.Timedelta(days=1)).date()
+        return f"{self.start.date()} .. {last}"
+
+
+def valid_range_from_attrs(attrs: dict, *, url: str) -> ValidRange | None:
+    """Read ARCO's inclusive ``valid_time_start/stop/stop_era5t`` dates, if present."""
+    if "valid_time_start" not in attrs:
+        return None
+    try:
+        start = pd.Timestamp(attrs["valid_time_start"])
+        stop = pd.Timestamp(attrs.get("valid_time_stop", attrs["valid_time_start"]))
+        stop_t = pd.Timestamp(attrs.get("valid_time_stop_era5t", attrs.get("valid_time_stop")))
+    except (ValueError, TypeError) as exc:
+        raise SourceError(
+            f"source {url} has unreadable valid_time_* attributes ({exc}); "
+            "they must be dates like 2026-04-30"
+        ) from None
+    one_day = pd.Timedelta(days=1)
+    # The attributes are inclusive dates: data run through 23:00 of the last day.
+    return ValidRange(start.normalize(), stop.normalize() + one_day, stop_t.normalize() + one_day)
+
+
+def _check_axis(values: np.ndarray, name: str, url: str) -> None:
+    if values.ndim != 1 or values.size < 2:
+        raise SourceError(f"coordinate {name!r} of {url} must be 1-D with 2+ points")
+    if not np.all(np.isfinite(values)):
+        raise SourceError(f"coordinate {name!r} of {url} has NaN or infinite values")
+
+
+def normalise_horizontal(ds: xr.Dataset, *, url: str) -> xr.Dataset:
+    """Check latitude/longitude and bring longitude into ascending order (lazily).
+
+    Latitude may run either way (ERA5: 90 -> -90; WeatherBench2: ascending); the regridder
+    works from cell bounds, so no data is reordered for it. Longitude must ascend for the
+    periodic overlap computation, so a descending or rotated axis is sorted.
+
+    Raises
+    ------
+    SourceError
+        Missing, non-monotonic or duplicated coordinates.
+    """
+    for name in ("latitude", "longitude"):
+        if name not in ds.coords:
+            raise SourceError(
+                f"source {url} has no {name!r} coordinate; carbonsink reads lat-lon grids "
+                "with coordinates named latitude and longitude"
+            )
+    lat = np.asarray(ds["latitude"].values, dtype=np.float64)
+    lon = np.asarray(ds["longitude"].values, dtype=np.float64)
+    _check_axis(lat, "latitude", url)
+    _check_axis(lon, "longitude", url)
+    if np.abs(lat).max() > 90.0 + 1e-6:
+        raise SourceError(f"latitude of {url} goes beyond +-90 degrees; fix the coordinate")
+    dlat = np.diff(lat)
+    if not (np.all(dlat > 0) or np.all(dlat < 0)):
+        raise SourceError(
+            f"latitude of {url} is not strictly monotonic (repeated or unordered values); "
+            "fix the coordinate or sort the source by latitude"
+        )
+    if np.unique(lon).size != lon.size:
+        raise SourceError(f"longitude of {url} has repeated values; drop the duplicate column")
+    if np.ptp(lon) >= 360.0:
+        raise SourceError(
+            f"longitude of {url} spans 360 degrees or more (a repeated seam column?); drop it"
+        )
+    if not np.all(np.diff(lon) > 0):
+        dl = np.diff(lon)
+        if np.sum(dl <= 0) > 1 and not np.all(dl < 0):
+            raise SourceError(
+                f"longitude of {url} is not monotonic; sort the source by longitude"
+            )
+        ds = ds.sortby("longitude")
+    return ds
+
+
+def detect_step(times: np.ndarray, *, url: str) -> pd.Timedelta | pd.DateOffset:
+    """The time step of a store: a fixed Timedelta (1h, 6h, 1D) or month starts."""
+    t = pd.DatetimeIndex(times[: min(times.size, 2000)])
+    if t.size < 2:
+        return pd.Timedelta(hours=1)
+    diffs = np.diff(t.values).astype("timedelta64[s]").astype(np.int64)
+    diffs = diffs[diffs > 0]
+    if diffs.size == 0:
+        raise SourceError(f"time coordinate of {url} does not increase; sort it by time")
+    common = int(np.bincount(np.minimum(diffs // 3600, 10_000)).argmax()) * 3600
+    if 28 * 86400 <= common <= 31 * 86400 or (diffs >= 28 * 86400).all():
+        if not (t.day == 1).all() or not (t.hour == 0).all():
+            raise SourceError(
+                f"monthly time stamps of {url} are not at 00:00 on the 1st; "
+                "carbonsink expects monthly data stamped at the month start"
+            )
+        return pd.offsets.MonthBegin()
+    return pd.Timedelta(seconds=int(np.median(diffs)))
+
+
+def semantics_for(name: str, da: xr.DataArray, step: pd.Timedelta | pd.DateOffset) -> TimeSemantics:
+    """Decide how the stamps of one variable are read.
+
+    A ``cell_methods`` attribute with ``time: mean`` marks means over the step starting at
+    the stamp (daily or monthly means); ERA5's accumulations (``tp``, ``ssrd``) cover the
+    hour ending at the stamp; everything else is instantaneous.
+    """
+    if "time: mean" in str(da.attrs.get("cell_methods", "")):
+        return TimeSemantics("period_mean", step)
+    spec = SOURCE_VARIABLES.get(name)
+    if spec is not None and spec.accumulated:
+        hours = float(da.attrs.get("accumulation_period_hours", 1))
+        return TimeSemantics("accumulated", pd.Timedelta(hours=hours))
+    return TimeSemantics("instant", step)
+
+
+def _expected_stamps(
+    sem: TimeSemantics,
+    store_step: pd.Timedelta | pd.DateOffset,
+    phase: pd.Timestamp,
+    window: MonthWindow,
+) -> pd.DatetimeIndex:
+    """Stamps a complete window must contain for a variable of these semantics."""
+    lo = window.first_instant - pd.Timedelta(days=2)
+    hi = window.end_instant + pd.Timedelta(days=2)
+    if isinstance(store_step, pd.offsets.BaseOffset):
+        grid = pd.date_range(lo.normalize().replace(day=1), hi, freq="MS")
+    else:
+        # Stamps of the store lie on phase + k * step.
+        k0 = int(np.floor((lo - phase) / store_step))
+        k1 = int(np.ceil((hi - phase) / store_step))
+        grid = phase + store_step * np.arange(k0, k1 + 1)
+        grid = pd.DatetimeIndex(grid)
+    labels = sem.interval_midpoints(grid.values).to_period("M")
+    keep = (labels >= window.start) & (labels <= window.end)
+    return grid[keep]
+
+
+def select_window(
+    ds: xr.Dataset,
+    variables: Sequence[str],
+    window: MonthWindow,
+    *,
+    url: str,
+    valid: ValidRange | None,
+) -> SourceSelection:
+    """Validate ``ds`` and cut out ``variables`` for the complete months of ``window``.
+
+    Parameters
+    ----------
+    ds
+        Lazily opened dataset in the normal form of :mod:`carbonsink.sources.base`.
+    variables
+        ARCO-ERA5 names to read.
+    window
+        Months to select.
+    url
+        For messages.
+    valid
+        Range holding real data; ``None`` means the whole time axis.
+    """
+    missing = [v for v in variables if v not in ds.data_vars]
+    if missing:
+        names = sorted(map(str, ds.data_vars))
+        have = ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
+        raise SourceError(
+            f"source {url} lacks variable(s) {', '.join(missing)} (it has {have}); "
+            "use a store that has them or select fewer drivers with --drivers"
+        )
+    if "time" not in ds.coords:
+        raise SourceError(f"source {url} has no 'time' coordinate")
+    times = ds["time"].values
+    if not np.issubdtype(times.dtype, np.datetime64):
+        cal = ds["time"].attrs.get("calendar") or ds["time"].encoding.get("calendar", "?")
+        raise SourceError(
+            f"time of {url} is not on the proleptic Gregorian calendar (calendar {cal!r}); "
+            "ERA5 is: convert the source's time axis before ingesting"
+        )
+    ds = normalise_horizontal(ds, url=url)
+
+    tvals = times.astype("datetime64[ns]")
+    if valid is None:
+        good = tvals[~np.isnat(tvals)]
+        if good.size == 0:
+            raise SourceError(f"source {url} has an empty time axis; ingest a store with data")
+        valid = ValidRange(
+            pd.Timestamp(good.min()),
+            pd.Timestamp(good.max()) + pd.Timedelta(seconds=1),
+            pd.Timestamp(good.max()) + pd.Timedelta(seconds=1),
+        )
+    if window.first_instant < valid.start or window.end_instant > valid.stop_era5t + pd.Timedelta(
+        hours=1
+    ):
+        raise SourceError(
+            f"window {window} is outside the valid time range of {url} "
+            f"({valid.describe()}, ERA5T included); choose --start/--end within it"
+        )
+
+    # The stamps that can matter: a little around the window, inside the valid range.
+    lo = np.datetime64(max(window.first_instant - pd.Timedelta(days=3), valid.start), "ns")
+    hi = np.datetime64(min(window.end_instant + pd.Timedelta(days=3), valid.stop_era5t), "ns")
+    if np.isnat(tvals).any():
+        raise SourceError(f"time coordinate of {url} has missing (NaT) values; fix the store")
+    i0 = int(np.searchsorted(tvals, lo, side="left"))
+    i1 = int(np.searchsorted(tvals, hi, side="left"))
+    local = tvals[i0:i1]
+    d = np.diff(local.astype(np.int64))
+    if (d == 0).any():
+        at = pd.Timestamp(local[1:][d == 0][0])
+        raise SourceError(
+            f"time of {url} has duplicate stamps (first at {at}); drop the duplicates"
+        )
+    if (d < 0).any() or not np.all(np.diff(tvals[[0, i0, max(i1 - 1, 0), -1]].astype(np.int64)) >= 0):
+        raise SourceError(f"time of {url} is not in increasing order; sort the store by time")
+    if local.size == 0:
+        raise SourceError(f"source {url} holds no time steps in {window}; check the window")
+    step = detect_step(local, url=url)
+    phase = pd.Timestamp(local[0])
+
+    out_vars: dict[str, xr.DataArray] = {}
+    semantics: dict[str, TimeSemantics] = {}
+    local_index = pd.DatetimeIndex(local)
+    for name in variables:
+        da = ds[name]
+        extra = [d for d in da.dims if d not in ("time", "latitude", "longitude")]
+        for dim in extra:
+            if da.sizes[dim] != 1:
+                raise SourceError(
+                    f"variable {name!r} of {url} has an extra dimension {dim!r} of size "
+                    f"{da.sizes[dim]}; carbonsink reads single-level fields"
+                )
+        da = da.squeeze(extra, drop=True).transpose("time", "latitude", "longitude")
+        sem = semantics_for(name, da, step)
+        expected = _expected_stamps(sem, step, phase, window)
+        labels = sem.interval_midpoints(local).to_period("M")
+        keep = np.nonzero((labels >= window.start) & (labels <= window.end))[0]
+        have = local_index[keep]
+        absent = expected.difference(have)
+        # The newest accumulation interval of a store ends on the next day at 00:00,
+        # which may lie past the store's last stamp: tolerate exactly that one.
+        if (
+            sem.kind == "accumulated"
+            and absent.size == 1
+            and absent[0] >= valid.stop_era5t - pd.Timedelta(hours=1)
+        ):
+            absent = absent[:0]
+        if absent.size:
+            first = absent[0]
+            raise SourceError(
+                f"variable {name!r} of {url} misses {absent.size} time step(s) in {window} "
+                f"(first {first}); the months must be complete: fill the gap or shorten the window"
+            )
+        extra_stamps = have.difference(expected)
+        if extra_stamps.size:
+            raise SourceError(
+                f"variable {name!r} of {url} has time stamps off its regular step "
+                f"(first {extra_stamps[0]}); regularise the time axis"
+            )
+        out_vars[name] = da.isel(time=slice(i0 + int(keep[0]), i0 + int(keep[-1]) + 1))
+        semantics[name] = sem
+
+    era5t = [
+        m for m in window.months if m.end_time.ceil("h") > valid.stop and valid.stop < valid.stop_era5t
+    ]
+    lsm = None
+    if LAND_SEA_MASK in ds.data_vars:
+        m = ds[LAND_SEA_MASK]
+        if "time" in m.dims:
+            j = int(np.searchsorted(tvals, np.datetime64(window.first_instant, "ns")))
+            m = m.isel(time=min(j, tvals.size - 1))
+        extra = [d for d in m.dims if d not in ("latitude", "longitude")]
+        lsm = m.squeeze(extra, drop=True).transpose("latitude", "longitude")
+    attrs = {
+        "source_url": url,
+        "source_valid_range": valid.describe(),
+        "source_step": str(step),
+    }
+    return SourceSelection(
+        variables=out_vars,
+        semantics=semantics,
+        window=window,
+        era5t_months=era5t,
+        land_sea_mask=lsm,
+        attrs=attrs,
+    )

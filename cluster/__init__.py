@@ -1,0 +1,1 @@
+"""Engines: Dask client factory (and, later, Ray and Ray Serve)."""

@@ -1,0 +1,1 @@
+"""Orchestration: plans units of work, runs stages and publishes; the ``carbonsink`` CLI."""

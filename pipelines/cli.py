@@ -1,0 +1,278 @@
+"""The ``carbonsink`` command line.
+
+Every option can also come from the environment (the variable is shown in ``--help``) or
+from a YAML file given with ``--config``; flags win over the environment, which wins over
+the file, which wins over the defaults.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import click
+import typer
+
+from carbonsink import __version__
+from carbonsink.errors import CarbonsinkError
+
+HELP = """\
+carbonsink maps last month's land and ocean CO2 sinks and closes the global carbon budget.
+
+Start with `carbonsink run`: it makes sample ERA5-like data and ingests it into a local
+lake. Point `carbonsink ingest` at real ERA5 (Google's ARCO-ERA5 Zarr store, or files from
+the Copernicus data store) when you are ready.
+"""
+
+app = typer.Typer(
+    help=HELP,
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+)
+
+ConfigOpt = Annotated[
+    Path | None,
+    typer.Option("--config", envvar="CARBONSINK_CONFIG", help="YAML settings file."),
+]
+DaskAddressOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--dask-address",
+        envvar="CARBONSINK_DASK__ADDRESS",
+        help="Dask scheduler to use, e.g. tcp://10.0.0.5:8786 (default: a local cluster).",
+    ),
+]
+StartOpt = Annotated[
+    str | None, typer.Option("--start", envvar="CARBONSINK_START", help="First month, YYYY-MM.")
+]
+EndOpt = Annotated[
+    str | None, typer.Option("--end", envvar="CARBONSINK_END", help="Last month, YYYY-MM.")
+]
+
+
+def _settings(config: Path | None, **overrides: Any) -> Any:
+    from carbonsink.config import load_settings
+
+    return load_settings(config, **overrides)
+
+
+def _echo(line: str) -> None:
+    typer.echo(line)
+
+
+@app.callback(invoke_without_command=True)
+def _root(
+    version: Annotated[
+        bool, typer.Option("--version", help="Print the version and exit.", is_eager=True)
+    ] = False,
+) -> None:
+    if version:
+        _echo(f"carbonsink {__version__}")
+        raise typer.Exit()
+
+
+@app.command("sample-data")
+def sample_data(
+    out: Annotated[str, typer.Option("--out", help="Where to write the Zarr store (path or URL).")],
+    start: StartOpt = None,
+    end: EndOpt = None,
+    resolution: Annotated[
+        float | None, typer.Option("--resolution", help="Grid spacing in degrees (ERA5: 0.25).")
+    ] = None,
+    step: Annotated[
+        str | None, typer.Option("--step", help="Time step: 1h, 6h, 1D or 1MS (monthly).")
+    ] = None,
+    seed: Annotated[int | None, typer.Option("--seed", help="Seed of the random parts.")] = None,
+    era5t_months: Annotated[
+        int | None, typer.Option("--era5t-months", help="Newest months flagged as ERA5T.")
+    ] = None,
+    zarr_format: Annotated[
+        int | None, typer.Option("--zarr-format", help="2 (as ARCO-ERA5) or 3.")
+    ] = None,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing store.")] = False,
+    dask_address: DaskAddressOpt = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Write synthetic ERA5-like data in exactly the ARCO-ERA5 layout.
+
+    The fields are physically plausible (seasons, land/ocean contrast from the real land
+    mask, a diurnal cycle, ENSO with warm phases in 2015/16 and 2023/24, droughts and heat
+    waves) and deterministic by seed. Example:
+
+        carbonsink sample-data --out era5.zarr --start 2020-01 --end 2020-12 --step 1D
+    """
+    from cluster.dask import dask_client
+    from pipelines.sample_data import run_sample_data, spec_from_settings
+
+    s = _settings(
+        config,
+        sample={
+            "start": start,
+            "end": end,
+            "resolution": resolution,
+            "step": step,
+            "seed": seed,
+            "era5t_months": era5t_months,
+            "zarr_format": zarr_format,
+        },
+        dask={"address": dask_address},
+    )
+    spec = spec_from_settings(s.sample)
+    with dask_client(s.dask) as client:
+        report = run_sample_data(spec, out, client, overwrite=overwrite)
+    _echo(
+        f"wrote {report.steps} time steps ({spec.window}, step {spec.step}, "
+        f"{spec.resolution} deg) in {report.seconds:.1f} s"
+    )
+    _echo(f"sample data: {report.url}")
+
+
+@app.command()
+def ingest(
+    source: Annotated[
+        str | None,
+        typer.Option(
+            "--source",
+            envvar="CARBONSINK_SOURCE",
+            help="ERA5 source: an ARCO-ERA5-layout Zarr store (file://, s3://, gs://, memory://) "
+            "or CDS GRIB/NetCDF files (a path or a glob).",
+        ),
+    ] = None,
+    lake: Annotated[
+        str | None, typer.Option("--lake", envvar="CARBONSINK_LAKE", help="Root URL of the lake.")
+    ] = None,
+    start: StartOpt = None,
+    end: EndOpt = None,
+    grid: Annotated[
+        float | None,
+        typer.Option("--grid", envvar="CARBONSINK_GRID__RESOLUTION", help="Model grid in degrees: 0.25, 0.5 or 1."),
+    ] = None,
+    baseline_start: Annotated[
+        str | None, typer.Option("--baseline-start", help="First month of the climatology.")
+    ] = None,
+    baseline_end: Annotated[
+        str | None, typer.Option("--baseline-end", help="Last month of the climatology.")
+    ] = None,
+    drivers: Annotated[
+        str | None, typer.Option("--drivers", help="Comma-separated driver names (default: all).")
+    ] = None,
+    source_endpoint_url: Annotated[
+        str | None,
+        typer.Option("--source-endpoint-url", envvar="CARBONSINK_SOURCE_STORAGE__ENDPOINT_URL",
+                     help="S3-compatible endpoint of the source."),
+    ] = None,  # fmt: skip
+    anonymous: Annotated[
+        bool | None,
+        typer.Option("--anonymous/--no-anonymous", help="Read the source without credentials (public buckets)."),
+    ] = None,
+    lake_endpoint_url: Annotated[
+        str | None,
+        typer.Option("--lake-endpoint-url", envvar="CARBONSINK_LAKE_STORAGE__ENDPOINT_URL",
+                     help="S3-compatible endpoint of the lake."),
+    ] = None,  # fmt: skip
+    dask_address: DaskAddressOpt = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Ingest ERA5 into the lake: monthly drivers on the model grid, with Dask.
+
+    Hourly (or daily) fields are averaged to months on their own grid, regridded
+    conservatively to the model grid, and written to the lake's `features` store with
+    derived drivers (VPD, wind speed) and anomalies against a climatology. Re-ingesting a
+    month rewrites identical bytes; a failed run publishes nothing. Example:
+
+        carbonsink ingest --source gs://gcp-public-data-arco-era5/ar/full_37-1h-0p25deg-chunk-1.zarr-v3
+            --anonymous --lake s3://my-bucket/lake --start 2024-01 --end 2024-12
+    """
+    from cluster.dask import dask_client
+    from pipelines.ingest import describe, run_ingest
+
+    s = _settings(
+        config,
+        source=source,
+        lake=lake,
+        start=start,
+        end=end,
+        grid={"resolution": grid},
+        ingest={
+            "baseline_start": baseline_start,
+            "baseline_end": baseline_end,
+            "drivers": drivers.split(",") if drivers else None,
+        },
+        source_storage={"endpoint_url": source_endpoint_url, "anonymous": anonymous},
+        lake_storage={"endpoint_url": lake_endpoint_url},
+        dask={"address": dask_address},
+    )
+    with dask_client(s.dask) as client:
+        report = run_ingest(s, client)
+    for line in describe(report):
+        _echo(line)
+    _echo(f"features: {report.store}")
+
+
+@app.command()
+def run(
+    out: Annotated[
+        str, typer.Option("--out", envvar="CARBONSINK_OUT", help="Folder for the sample data and the lake.")
+    ] = "output",
+    source: Annotated[
+        str | None,
+        typer.Option("--source", help="ERA5 source to use instead of generated sample data."),
+    ] = None,
+    start: StartOpt = None,
+    end: EndOpt = None,
+    dask_address: DaskAddressOpt = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Run the whole chain on embedded defaults and print where the outputs are.
+
+    With no --source, sample ERA5-like data (settings section `sample`, by default
+    2015-01..2024-12 monthly at 0.25 deg) is generated once into OUT and reused; it is then
+    ingested into the lake at OUT/lake on the model grid.
+    """
+    from cluster.dask import dask_client
+    from pipelines.run import run_chain
+
+    s = _settings(config, source=source, start=start, end=end, dask={"address": dask_address})
+    with dask_client(s.dask) as client:
+        outputs = run_chain(s, out, client)
+    for label, path in outputs:
+        _echo(f"{label + ':':14s}{path}")
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point: one-line errors and a non-zero exit code for bad input."""
+    try:
+        app(args=argv, standalone_mode=False)
+    except CarbonsinkError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        sys.exit(2)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except click.exceptions.Abort:
+        typer.echo("aborted", err=True)
+        sys.exit(130)
+    except click.ClickException as exc:
+        cmd = exc.ctx.command_path if getattr(exc, "ctx", None) else "carbonsink"
+        typer.echo(f"error: {' '.join(exc.format_message().split())} (see {cmd} --help)", err=True)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        typer.echo("interrupted: nothing was published by the interrupted step", err=True)
+        sys.exit(130)
+    except Exception as exc:
+        if os.environ.get("CARBONSINK_DEBUG"):
+            raise
+        typer.echo(
+            f"error: unexpected {type(exc).__name__}: {' '.join(str(exc).split())[:300]} "
+            "(set CARBONSINK_DEBUG=1 for the traceback)",
+            err=True,
+        )
+        sys.exit(1)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,351 @@
+"""``carbonsink ingest``: ERA5 (ARCO-ERA5 layout or CDS files) to the lake's ``features``.
+
+A run validates everything it can before it touches the lake (source metadata, units,
+coordinates, time axis, window, lake compatibility), then:
+
+1. on a branch of its own, Dask workers compute the monthly drivers of the window and
+   write each (month, driver) region into a forked Icechunk session; the forks are merged
+   in a tree on the cluster and committed on the run branch;
+2. the climatology: if the store has one, it is kept; if the baseline is complete only
+   now, it is computed from the stored drivers; anomalies are then written for every
+   month that lacks them;
+3. ``main`` is moved to the run branch's tip only if nobody else moved it meanwhile.
+
+A run that fails at any point leaves ``main`` as it was (and removes a store or lake it
+created itself).
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from dataclasses import dataclass, field
+
+import icechunk
+import numpy as np
+import pandas as pd
+import zarr
+from distributed import Client, Future
+
+from carbonsink import __version__
+from carbonsink.config import Settings
+from carbonsink.drivers import Driver, required_variables, resolve_drivers
+from carbonsink.errors import ConfigError, LakeError
+from carbonsink.aggregate import MonthAccumulator
+from carbonsink.features import (
+    SourceReader,
+    accumulate_part,
+    anomaly_of,
+    check_driver_field,
+    climatology_of,
+    finalize_month,
+    land_mask_for,
+    plan_months,
+)
+from carbonsink.grid import ModelGrid
+from carbonsink.lake.features_store import (
+    FeaturesLayout,
+    ingested_months,
+    merge_forks,
+    read_attrs,
+    read_layout,
+    set_attrs,
+    snapshot_metadata,
+    write_flags,
+    write_region,
+)
+from carbonsink.lake.lake import Lake
+from carbonsink.landmask import land_fraction
+from carbonsink.regrid import ConservativeRegridder
+from carbonsink.sources import open_source
+from carbonsink.timeutil import MonthWindow
+from pipelines.progress import console, tree_reduce, wait_with_progress
+
+STORE = "features"
+
+
+@dataclass
+class IngestReport:
+    """What an ingest published."""
+
+    lake: str
+    store: str
+    window: MonthWindow
+    months: list[pd.Period]
+    era5t_months: list[pd.Period]
+    snapshot: str
+    climatology: str | None
+    anomaly_months: int
+    seconds: float
+    notes: list[str] = field(default_factory=list)
+
+
+def ingest_month(
+    fork: icechunk.Session,
+    parts: list[MonthAccumulator],
+    land: np.ndarray | None,
+    regridder: ConservativeRegridder,
+    drivers: list[Driver],
+    index: int,
+    label: str,
+) -> icechunk.Session:
+    """Finish one month on a worker: means, regrid, checks, and its regions of the store."""
+    fields = regridder.apply(finalize_month(parts, land))
+    for driver, field_ in zip(drivers, fields, strict=True):
+        check_driver_field(driver, label, field_)
+    for driver, field_ in zip(drivers, fields, strict=True):
+        write_region(fork, driver.name, index, field_)
+    return fork
+
+
+def climatology_month(
+    fork: icechunk.Session,
+    source: icechunk.Session,
+    drivers: list[Driver],
+    calendar_month: int,
+    indices: list[int],
+) -> icechunk.Session:
+    """Climatology of one calendar month over the baseline years, for every driver."""
+    for d in drivers:
+        stack = zarr.open_array(source.store, path=d.name, mode="r").get_orthogonal_selection(
+            (indices, slice(None), slice(None))
+        )
+        write_region(fork, f"{d.name}_clim", calendar_month - 1, climatology_of(stack, nan_allowed=d.nan_allowed))
+    return fork
+
+
+def anomaly_month(
+    fork: icechunk.Session,
+    source: icechunk.Session,
+    drivers: list[Driver],
+    index: int,
+    calendar_month: int,
+) -> icechunk.Session:
+    """Anomalies of one month against the stored climatology, for every driver."""
+    for d in drivers:
+        field_ = zarr.open_array(source.store, path=d.name, mode="r")[index]
+        clim = zarr.open_array(source.store, path=f"{d.name}_clim", mode="r")[calendar_month - 1]
+        write_region(fork, f"{d.name}_anom", index, anomaly_of(field_, clim))
+    return fork
+
+
+def _run_phase(client: Client, session: icechunk.Session, futures: list[Future], description: str) -> None:
+    """Wait for a phase's write tasks with progress, then merge their forks into ``session``."""
+    wait_with_progress(client, futures, description)
+    session.merge(tree_reduce(client, merge_forks, futures).result())
+
+
+def run_ingest(settings: Settings, client: Client) -> IngestReport:
+    """Ingest ``settings.start``..``settings.end`` from ``settings.source`` into the lake.
+
+    Raises
+    ------
+    carbonsink.errors.CarbonsinkError
+        Bad input, with a one-line message; the lake is then unchanged.
+    """
+    t0 = time.perf_counter()
+    if not settings.source:
+        raise ConfigError("no source: pass --source URL (an ARCO-ERA5 Zarr store or CDS files)")
+    window = settings.window()
+    grid = ModelGrid(settings.grid.resolution)
+    tiling = grid.tiling(settings.grid.tile_lat, settings.grid.tile_lon)
+    baseline = settings.ingest.baseline
+    lake = Lake(settings.lake, settings.lake_storage)
+    lake_existed = lake.info() is not None
+    repo = lake.open_repo(STORE) if lake_existed else None
+
+    # What the store already is decides the drivers and the climatology baseline.
+    store_attrs: dict = {}
+    if repo is not None:
+        main_store = repo.readonly_session("main").store
+        layout = read_layout(main_store)
+        store_attrs = read_attrs(main_store)
+        requested = settings.ingest.drivers
+        if requested is not None and tuple(requested) != layout.drivers:
+            raise LakeError(
+                f"the lake's features store holds drivers {', '.join(layout.drivers)}; an ingest "
+                "writes all of them: drop --drivers or use another lake"
+            )
+        layout.check_compatible(FeaturesLayout(grid, tiling, layout.drivers))
+        drivers = resolve_drivers(layout.drivers)
+        stored_baseline = store_attrs.get("climatology_baseline")
+        if stored_baseline and stored_baseline != str(baseline):
+            raise LakeError(
+                f"the lake's climatology is over {stored_baseline}, not {baseline}; pass "
+                f"--baseline-start/--baseline-end for {stored_baseline} or use another lake"
+            )
+    else:
+        drivers = resolve_drivers(settings.ingest.drivers)
+        layout = FeaturesLayout(grid, tiling, tuple(d.name for d in drivers))
+    layout.month_index(window.start), layout.month_index(window.end)
+    layout.month_index(baseline.start), layout.month_index(baseline.end)
+
+    source = open_source(settings.source, settings.source_storage)
+    selection = source.select(required_variables(drivers), window)
+    regridder = ConservativeRegridder.from_points(
+        selection.latitude,
+        selection.longitude,
+        grid,
+        min_valid_fraction=settings.ingest.min_valid_fraction,
+    )
+    lsm = None
+    if any(d.domain == "land" for d in drivers) and selection.land_sea_mask is None:
+        # No land-sea mask in the source: derive one from the 1 km mask on the source cells.
+        from carbonsink.grid import point_grid_bounds
+
+        lsm = client.submit(
+            land_fraction,
+            point_grid_bounds(selection.latitude, clip=(-90.0, 90.0)),
+            point_grid_bounds(selection.longitude),
+        ).result()
+    lsm = land_mask_for(selection, drivers, lsm)
+    plans = plan_months(selection, drivers)
+
+    run_id = f"{pd.Timestamp.now(tz='UTC'):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:6]}"
+    created = repo is None
+    if repo is None:
+        repo = lake.create_repo(STORE)
+    branch = f"run-{run_id}"
+    base = repo.lookup_branch("main")
+    repo.create_branch(branch, base)
+    notes: list[str] = []
+    try:
+        if created:
+            land = client.submit(land_fraction, grid.lat_bounds, grid.lon_bounds).result()
+            session = repo.writable_session(branch)
+            layout.create(session.store, land)
+            session.commit("template", metadata=snapshot_metadata(run=run_id, stage="template"))
+
+        # 1. Monthly drivers of the window: parts of each month aggregate in parallel,
+        # one task per month finishes it and writes its regions into a fork.
+        months = list(window.months)
+        session = repo.writable_session(branch)
+        fork = session.fork()
+        reader = client.scatter(SourceReader(dict(selection.variables)), broadcast=True)
+        land_f = client.scatter(None if lsm is None else np.asarray(lsm), broadcast=True)
+        regridder_f = client.scatter(regridder, broadcast=True)
+        shape = (selection.latitude.size, selection.longitude.size)
+        futures = []
+        for plan in plans:
+            parts = [
+                client.submit(accumulate_part, reader, r, drivers, shape, pure=False)
+                for r in plan.parts
+            ]
+            futures.append(
+                client.submit(
+                    ingest_month, fork, parts, land_f, regridder_f, drivers,
+                    layout.month_index(plan.month), str(plan.month), pure=False,
+                )
+            )  # fmt: skip
+        _run_phase(client, session, futures, f"drivers {window}")
+        write_flags(session.store, layout, months, selection.era5t_months)
+        session.commit(
+            f"drivers {window}",
+            metadata=snapshot_metadata(run=run_id, stage="drivers", window=str(window), **selection.attrs),
+        )
+
+        # 2. Climatology (once the baseline is complete) and anomalies.
+        session = repo.writable_session(branch)
+        have = ingested_months(session.store, layout)
+        clim_baseline = read_attrs(session.store).get("climatology_baseline")
+        anomaly_months: list[pd.Period] = []
+        if clim_baseline is None and baseline.months.isin(have).all():
+            written = repo.readonly_session(branch)
+            fork = session.fork()
+            futures = [
+                client.submit(
+                    climatology_month, fork, written, drivers, cm,
+                    [layout.month_index(m) for m in baseline.months if m.month == cm], pure=False,
+                )
+                for cm in range(1, 13)
+            ]  # fmt: skip
+            _run_phase(client, session, futures, f"climatology {baseline}")
+            set_attrs(session.store, climatology_baseline=str(baseline))
+            session.commit(
+                f"climatology {baseline}",
+                metadata=snapshot_metadata(run=run_id, stage="climatology", baseline=str(baseline)),
+            )
+            session = repo.writable_session(branch)
+            clim_baseline = str(baseline)
+            anomaly_months = list(have)
+        elif clim_baseline is not None:
+            anomaly_months = months
+        else:
+            missing = baseline.months.difference(have)
+            notes.append(
+                f"anomalies wait for the climatology baseline {baseline}: "
+                f"{len(missing)} month(s) not ingested yet (first {missing[0]})"
+            )
+        if anomaly_months:
+            written = repo.readonly_session(branch)
+            fork = session.fork()
+            futures = [
+                client.submit(
+                    anomaly_month, fork, written, drivers, layout.month_index(m), m.month, pure=False
+                )
+                for m in anomaly_months
+            ]
+            _run_phase(client, session, futures, "anomalies")
+            session.commit(
+                f"anomalies {len(anomaly_months)} month(s)",
+                metadata=snapshot_metadata(run=run_id, stage="anomalies"),
+            )
+
+        # 3. Publish atomically: main moves only if nobody moved it since we branched.
+        tip = repo.lookup_branch(branch)
+        try:
+            repo.reset_branch("main", tip, from_snapshot_id=base)
+        except icechunk.IcechunkError as exc:
+            raise LakeError(
+                "another run published to the features store while this one ran "
+                f"({' '.join(str(exc).split())[:120]}); run the ingest again"
+            ) from None
+        repo.delete_branch(branch)
+    except BaseException:
+        _abandon(lake, repo, branch, created=created, lake_existed=lake_existed)
+        raise
+    return IngestReport(
+        lake=lake.url,
+        store=lake.store_location(STORE).url,
+        window=window,
+        months=months,
+        era5t_months=list(selection.era5t_months),
+        snapshot=tip,
+        climatology=clim_baseline,
+        anomaly_months=len(anomaly_months),
+        seconds=time.perf_counter() - t0,
+        notes=notes,
+    )
+
+
+def _abandon(
+    lake: Lake, repo: icechunk.Repository, branch: str, *, created: bool, lake_existed: bool
+) -> None:
+    """Undo what a failed run made: its branch, and a store or lake it created."""
+    try:
+        if created:
+            lake.delete_repo(STORE)
+            if not lake_existed:
+                lake.destroy_if_empty()
+        else:
+            repo.delete_branch(branch)
+    except Exception as exc:  # the original error matters more than the clean-up's
+        console.print(f"[yellow]warning:[/] clean-up after the failed run was incomplete: {exc}")
+
+
+def describe(report: IngestReport) -> list[str]:
+    """Lines summarising an ingest for the terminal."""
+    lines = [
+        f"ingested {len(report.months)} month(s) {report.window} into {report.store} "
+        f"in {report.seconds:.1f} s (snapshot {report.snapshot[:12]}, carbonsink {__version__})",
+    ]
+    if report.era5t_months:
+        lines.append(
+            "months with preliminary ERA5T data: " + ", ".join(str(m) for m in report.era5t_months)
+        )
+    if report.climatology:
+        lines.append(
+            f"climatology over {report.climatology}; anomalies written for {report.anomaly_months} month(s)"
+        )
+    lines += report.notes
+    return lines

@@ -1,0 +1,118 @@
+"""Shared fixtures: small sample stores, a real Dask LocalCluster, a real S3 API server."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+# Tests never talk to real clouds: dummy credentials, no instance metadata lookups.
+os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
+os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
+os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
+os.environ["AWS_EC2_METADATA_DISABLED"] = "true"
+os.environ.setdefault("CARBONSINK_PROGRESS", "0")
+
+from carbonsink.sample.store import SampleSpec, create_template, sample_land_fraction, write_block  # noqa: E402
+from carbonsink.timeutil import MonthWindow  # noqa: E402
+
+DATA = Path(__file__).parent / "data"
+
+
+def make_sample(path: Path | str, start: str, end: str, *, resolution: float, step: str, seed: int = 0, **kw) -> str:
+    """Write a sample store in-process (no cluster) and return its URL."""
+    spec = SampleSpec(MonthWindow.parse(start, end), resolution=resolution, step=step, seed=seed, **kw)
+    url = str(path)
+    create_template(url, spec, overwrite=True)
+    land = sample_land_fraction(spec)
+    for block in spec.block_slices():
+        write_block(url, spec, block, land)
+    return url
+
+
+@pytest.fixture(scope="session")
+def monthly_store(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """Two years of monthly means at 4 deg (ERA5 layout, Zarr v2): ingest tests."""
+    path = tmp_path_factory.mktemp("samples") / "monthly-4deg.zarr"
+    return make_sample(path, "2015-01", "2016-12", resolution=4.0, step="1MS", era5t_months=2)
+
+
+HOURLY_VARIABLES = (
+    "2m_temperature",
+    "2m_dewpoint_temperature",
+    "total_precipitation",
+    "surface_solar_radiation_downwards",
+    "10m_u_component_of_wind",
+    "10m_v_component_of_wind",
+    "sea_surface_temperature",
+    "land_sea_mask",
+)
+
+
+@pytest.fixture(scope="session")
+def hourly_store(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """Two months of hourly fields at 6 deg: time aggregation and accumulations."""
+    path = tmp_path_factory.mktemp("samples") / "hourly-6deg.zarr"
+    return make_sample(
+        path, "2015-06", "2015-07", resolution=6.0, step="1h", era5t_months=0, variables=HOURLY_VARIABLES
+    )
+
+
+@pytest.fixture
+def store_copy(tmp_path: Path):
+    """Copy a store so a test may break it."""
+
+    count = iter(range(1_000))
+
+    def copy(url: str) -> str:
+        dst = tmp_path / f"{next(count)}-{Path(url).name}"
+        shutil.copytree(url, dst)
+        return str(dst)
+
+    return copy
+
+
+@pytest.fixture(scope="session")
+def dask_client() -> Iterator:
+    """A real Dask LocalCluster (2 worker processes), shared by the session."""
+    from carbonsink.config import DaskSettings
+    from cluster.dask import dask_client as make_client
+
+    with make_client(DaskSettings(n_workers=2, threads_per_worker=1)) as client:
+        yield client
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def s3_server() -> Iterator[str]:
+    """A real S3 API server (moto) on 127.0.0.1; yields its endpoint URL."""
+    from moto.server import ThreadedMotoServer
+
+    port = _free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def s3_bucket(s3_server: str) -> str:
+    """A fresh, empty bucket on the loopback S3 server."""
+    import uuid
+
+    import boto3
+
+    name = f"test-{uuid.uuid4().hex[:10]}"
+    boto3.client("s3", endpoint_url=s3_server, region_name="us-east-1").create_bucket(Bucket=name)
+    return name
