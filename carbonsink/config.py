@@ -30,6 +30,14 @@ from carbonsink.timeutil import MonthWindow, parse_month
 _config_file: ContextVar[Path | None] = ContextVar("carbonsink_config_file", default=None)
 
 
+def _as_value_error(check: Any, *args: Any, **kwargs: Any) -> None:
+    # Inside validators a ValueError lets pydantic name the setting in the message.
+    try:
+        check(*args, **kwargs)
+    except ConfigError as exc:
+        raise ValueError(str(exc)) from None
+
+
 class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
@@ -44,7 +52,7 @@ class GridSettings(_Section):
     @field_validator("resolution")
     @classmethod
     def _divides(cls, v: float) -> float:
-        ModelGrid(v)  # raises ConfigError with the fix
+        _as_value_error(ModelGrid, v)
         return v
 
 
@@ -84,7 +92,7 @@ class IngestSettings(_Section):
     @field_validator("baseline_start", "baseline_end")
     @classmethod
     def _month(cls, v: str) -> str:
-        parse_month(v, what="baseline month")
+        _as_value_error(parse_month, v, what="baseline month")
         return v
 
     @property

@@ -12,8 +12,8 @@ import sys
 from pathlib import Path
 from typing import Annotated, Any
 
-import click
 import typer
+from typer.exceptions import TyperException
 
 from carbonsink import __version__
 from carbonsink.errors import CarbonsinkError
@@ -251,14 +251,16 @@ def main(argv: list[str] | None = None) -> None:
     except CarbonsinkError as exc:
         typer.echo(f"error: {exc}", err=True)
         sys.exit(2)
-    except click.exceptions.Exit as exc:
+    except typer.Exit as exc:
         sys.exit(exc.exit_code)
-    except click.exceptions.Abort:
+    except typer.Abort:
         typer.echo("aborted", err=True)
         sys.exit(130)
-    except click.ClickException as exc:
-        cmd = exc.ctx.command_path if getattr(exc, "ctx", None) else "carbonsink"
-        typer.echo(f"error: {' '.join(exc.format_message().split())} (see {cmd} --help)", err=True)
+    except TyperException as exc:  # usage errors: bad option values, unknown commands
+        ctx = getattr(exc, "ctx", None)
+        cmd = ctx.command_path if ctx is not None else "carbonsink"
+        text = exc.format_message() if hasattr(exc, "format_message") else str(exc)
+        typer.echo(f"error: {' '.join(text.split())} (see {cmd} --help)", err=True)
         sys.exit(2)
     except KeyboardInterrupt:
         typer.echo("interrupted: nothing was published by the interrupted step", err=True)

@@ -71,6 +71,16 @@ def _check_axis(values: np.ndarray, name: str, url: str) -> None:
         raise SourceError(f"coordinate {name!r} of {url} has NaN or infinite values")
 
 
+def _is_rotation(lon: np.ndarray) -> bool:
+    """Whether ascending longitudes wrap once (e.g. 180..359.75 then 0..179.75)."""
+    drops = np.flatnonzero(np.diff(lon) <= 0)
+    if drops.size != 1:
+        return False
+    k = int(drops[0]) + 1
+    unwrapped = np.concatenate([lon[:k], lon[k:] + 360.0])
+    return bool(np.all(np.diff(unwrapped) > 0) and unwrapped[-1] - unwrapped[0] < 360.0)
+
+
 def normalise_horizontal(ds: xr.Dataset, *, url: str) -> xr.Dataset:
     """Check latitude/longitude and bring longitude into ascending order (lazily).
 
@@ -108,10 +118,10 @@ def normalise_horizontal(ds: xr.Dataset, *, url: str) -> xr.Dataset:
             f"longitude of {url} spans 360 degrees or more (a repeated seam column?); drop it"
         )
     if not np.all(np.diff(lon) > 0):
-        dl = np.diff(lon)
-        if np.sum(dl <= 0) > 1 and not np.all(dl < 0):
+        if not (np.all(np.diff(lon) < 0) or _is_rotation(lon)):
             raise SourceError(
-                f"longitude of {url} is not monotonic; sort the source by longitude"
+                f"longitude of {url} is not monotonic (nor a rotated circle); sort the source "
+                "by longitude"
             )
         ds = ds.sortby("longitude")
     return ds
