@@ -14,13 +14,15 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numba
 import numpy as np
 
 from carbonsink.drivers import SOURCE_VARIABLES, Driver, unit_conversion
 
-_U = numba.uint64
+# numba's unsigned cast (no sign checks in indexing); Any: mypy reads it as a signature.
+_U: Any = numba.uint64
 
 
 @numba.njit(nogil=True, cache=True, error_model="numpy")
@@ -182,7 +184,11 @@ class MonthAccumulator:
                 c = self.counts[d.name]
                 m = np.where(c > 0, s / np.maximum(c, 1), np.nan)
             else:
-                m = s / max(self.steps[d.name], 1) if self.steps[d.name] else np.full_like(s, np.nan)
+                m = (
+                    s / max(self.steps[d.name], 1)
+                    if self.steps[d.name]
+                    else np.full_like(s, np.nan)
+                )
             m = m.reshape(self.shape)
             if d.domain == "land" and land is not None:
                 m = np.where(land, m, np.nan)

@@ -22,7 +22,7 @@ from pydantic_settings import (
 )
 
 from carbonsink.drivers import DRIVERS
-from carbonsink.errors import ConfigError
+from carbonsink.errors import ConfigError, brief
 from carbonsink.grid import ModelGrid
 from carbonsink.storage import StorageOptions
 from carbonsink.timeutil import MonthWindow, parse_month
@@ -48,6 +48,7 @@ class GridSettings(_Section):
     resolution: float = Field(0.25, description="cell size in degrees: 0.25, 0.5 or 1")
     tile_lat: int = Field(180, gt=0, description="tile height in cells")
     tile_lon: int = Field(360, gt=0, description="tile width in cells")
+    chunk_tiles: int = Field(2, gt=0, description="tiles per store chunk along each axis")
 
     @field_validator("resolution")
     @classmethod
@@ -170,7 +171,10 @@ def _describe(err: ValidationError) -> str:
     given = first.get("input")
     shown = f"={given!r}" if given is not None and not isinstance(given, dict) else ""
     more = f" (and {len(err.errors()) - 1} more)" if len(err.errors()) > 1 else ""
-    return f"invalid setting {where}{shown}: {msg}{more}; fix it in the flags, CARBONSINK_* variables or the config file"
+    return (
+        f"invalid setting {where}{shown}: {msg}{more}; fix it in the flags, CARBONSINK_* "
+        "variables or the config file"
+    )
 
 
 def load_settings(config: str | os.PathLike[str] | None = None, **overrides: Any) -> Settings:
@@ -202,9 +206,7 @@ def load_settings(config: str | os.PathLike[str] | None = None, **overrides: Any
     except ConfigError:
         raise
     except Exception as exc:  # YAML syntax errors and the like
-        raise ConfigError(
-            f"cannot read settings ({type(exc).__name__}: {' '.join(str(exc).split())[:200]}); fix the config file"
-        ) from None
+        raise ConfigError(f"cannot read settings ({brief(exc)}); fix the config file") from None
     finally:
         _config_file.reset(token)
 

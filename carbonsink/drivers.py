@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Literal, cast
 
 import numpy as np
 import xarray as xr
@@ -131,9 +131,7 @@ SOURCE_VARIABLES: dict[str, SourceVariable] = {
     v.name: v
     for v in (
         SourceVariable("2m_temperature", "K", aliases=("t2m", "2t"), param_ids=(167,)),
-        SourceVariable(
-            "2m_dewpoint_temperature", "K", aliases=("d2m", "2d"), param_ids=(168,)
-        ),
+        SourceVariable("2m_dewpoint_temperature", "K", aliases=("d2m", "2d"), param_ids=(168,)),
         SourceVariable(
             "total_precipitation", "m", accumulated=True, aliases=("tp",), param_ids=(228, 228228)
         ),
@@ -160,9 +158,7 @@ SOURCE_VARIABLES: dict[str, SourceVariable] = {
         SourceVariable(
             "10m_v_component_of_wind", "m s**-1", aliases=("v10", "10v"), param_ids=(166,)
         ),
-        SourceVariable(
-            "sea_surface_temperature", "K", aliases=("sst",), param_ids=(34, 151159)
-        ),
+        SourceVariable("sea_surface_temperature", "K", aliases=("sst",), param_ids=(34, 151159)),
         SourceVariable(
             "sea_ice_cover", "(0 - 1)", aliases=("siconc", "ci"), param_ids=(31, 262001)
         ),
@@ -184,7 +180,7 @@ def saturation_vapour_pressure(t_kelvin: xr.DataArray) -> xr.DataArray:
     ``e_s = 610.94 exp(17.625 T / (T + 243.04))`` with ``T`` in deg C.
     """
     tc = t_kelvin - 273.15
-    return 610.94 * np.exp(17.625 * tc / (tc + 243.04))
+    return 610.94 * cast(xr.DataArray, np.exp(17.625 * tc / (tc + 243.04)))
 
 
 def _vpd(t2m: xr.DataArray, d2m: xr.DataArray) -> xr.DataArray:
@@ -193,7 +189,7 @@ def _vpd(t2m: xr.DataArray, d2m: xr.DataArray) -> xr.DataArray:
 
 
 def _wind_speed(u: xr.DataArray, v: xr.DataArray) -> xr.DataArray:
-    return np.hypot(u, v)
+    return cast(xr.DataArray, np.hypot(u, v))
 
 
 def _wind_speed_squared(u: xr.DataArray, v: xr.DataArray) -> xr.DataArray:
@@ -433,9 +429,7 @@ def resolve_drivers(names: Iterable[str] | None) -> list[Driver]:
     out = []
     for n in names:
         if n not in DRIVERS:
-            raise ConfigError(
-                f"unknown driver {n!r}; choose from {', '.join(DRIVERS)}"
-            )
+            raise ConfigError(f"unknown driver {n!r}; choose from {', '.join(DRIVERS)}")
         out.append(DRIVERS[n])
     if not out:
         raise ConfigError("no drivers selected; name at least one, e.g. t2m")

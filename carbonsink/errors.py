@@ -16,6 +16,14 @@ class CarbonsinkError(Exception):
         super().__init__(" ".join(str(message).split()))
 
 
+def brief(exc: BaseException, limit: int = 160) -> str:
+    """``Type: message`` of an exception, on one line and at most ``limit`` characters."""
+    text = " ".join(str(exc).split())
+    if len(text) > limit:
+        text = text[: limit - 3] + "..."
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
 class ConfigError(CarbonsinkError):
     """Invalid settings or arguments."""
 

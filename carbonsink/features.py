@@ -45,6 +45,7 @@ class SourceReader:
         self.variables = variables
 
     def __call__(self, name: str, start: int, stop: int) -> tuple[np.ndarray, str | None]:
+        """Steps ``start``..``stop`` of variable ``name`` and its units attribute."""
         var = self.variables[name]
         return np.asarray(var.isel(time=slice(start, stop)).values), var.attrs.get("units")
 
@@ -117,7 +118,9 @@ def plan_months(
 
 
 def land_mask_for(
-    selection: SourceSelection, drivers: Sequence[Driver], land_sea_mask: xr.DataArray | np.ndarray | None
+    selection: SourceSelection,
+    drivers: Sequence[Driver],
+    land_sea_mask: xr.DataArray | np.ndarray | None,
 ) -> xr.DataArray | np.ndarray | None:
     """The land-sea mask land-domain drivers need (the source's own by default).
 
@@ -216,9 +219,7 @@ def monthly_means(
     return ds
 
 
-def regrid_to_model(
-    monthly: xr.Dataset, regridder: ConservativeRegridder
-) -> xr.Dataset:
+def regrid_to_model(monthly: xr.Dataset, regridder: ConservativeRegridder) -> xr.Dataset:
     """Conservatively regrid monthly source-grid fields to the model grid (lazy)."""
     out = regridder.regrid(monthly, lat_dim="latitude", lon_dim="longitude")
     assert isinstance(out, xr.Dataset)

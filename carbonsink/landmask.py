@@ -83,9 +83,7 @@ def _counts_from_package() -> np.ndarray:
             lon = npz["lon"]
         expected = (180 * _MASK_PER_DEG, 360 * _MASK_PER_DEG)
         if ocean.shape != expected or lat[0] != 90.0 or lon[0] != -180.0:
-            raise RuntimeError(
-                "global-land-mask changed its layout; pin global-land-mask==1.0.0"
-            )
+            raise RuntimeError("global-land-mask changed its layout; pin global-land-mask==1.0.0")
         counts = _block_land_counts(ocean, _BLOCK)
         del ocean
         return counts

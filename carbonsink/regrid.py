@@ -18,6 +18,7 @@ import math
 from collections.abc import Hashable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import Any
 
 import numba
 import numpy as np
@@ -27,6 +28,8 @@ from carbonsink.errors import ConfigError
 from carbonsink.grid import ModelGrid, point_grid_bounds
 
 FULL_CIRCLE_DEG = 360.0
+# numba's unsigned cast; typed Any because mypy reads numba types as signatures.
+_U: Any = numba.uint64
 
 
 @dataclass(frozen=True)
@@ -161,7 +164,7 @@ def _is_full_circle(lon_bounds: np.ndarray) -> bool:
 def _row_has_nan(row: np.ndarray) -> bool:  # pragma: no cover - compiled
     # An integer count vectorises; a float sum or an early exit would not.
     c = 0
-    for j in range(numba.uint64(row.shape[0])):
+    for j in range(_U(row.shape[0])):
         c += row[j] != row[j]
     return c > 0
 
@@ -184,13 +187,13 @@ def _lat_accumulate(  # pragma: no cover - compiled
     if masked:
         ew = ext_w[dst_off : dst_off + n]
         zero = xrow.dtype.type(0)
-        for e in range(numba.uint64(n)):
+        for e in range(_U(n)):
             v = xs[e]
             ok = v == v
             ev[e] += w * (v if ok else zero)
             ew[e] += w if ok else zero
     else:
-        for e in range(numba.uint64(n)):
+        for e in range(_U(n)):
             ev[e] += w * xs[e]
 
 
@@ -272,7 +275,9 @@ def _regrid_plane(  # pragma: no cover - compiled; tested through ConservativeRe
             else:
                 cov = lf * lon_frac[p]
                 ok = cov > 0 and cov >= min_frac
-                out[o, p] = acc_v[p] / (lat_len[o] * lf * lon_len[p] * lon_frac[p]) if ok else np.nan
+                out[o, p] = (
+                    acc_v[p] / (lat_len[o] * lf * lon_len[p] * lon_frac[p]) if ok else np.nan
+                )
 
 
 @numba.njit(nogil=True, cache=True, inline="always")
@@ -287,10 +292,10 @@ def _lon_pass(  # pragma: no cover - compiled
     # dst[p] = sum_k wt[k, p] * ext[start + stride * p + k] for regular maps (contiguous
     # reads for equal resolutions), or through the index table for irregular ones.
     klon = wt.shape[0]
-    n = numba.uint64(dst.shape[0])
-    for k in range(numba.uint64(klon)):
+    n = _U(dst.shape[0])
+    for k in range(_U(klon)):
         wk = wt[k]
-        s0 = numba.uint64(start) + k
+        s0 = _U(start) + k
         first = k == 0
         if stride == 1:
             if first:
@@ -300,7 +305,7 @@ def _lon_pass(  # pragma: no cover - compiled
                 for p in range(n):
                     dst[p] += wk[p] * ext[s0 + p]
         elif stride > 1:
-            st = numba.uint64(stride)
+            st = _U(stride)
             if first:
                 for p in range(n):
                     dst[p] = wk[p] * ext[s0 + st * p]
@@ -311,10 +316,10 @@ def _lon_pass(  # pragma: no cover - compiled
             ik = idx[k]
             if first:
                 for p in range(n):
-                    dst[p] = wk[p] * ext[numba.uint64(ik[p])]
+                    dst[p] = wk[p] * ext[_U(ik[p])]
             else:
                 for p in range(n):
-                    dst[p] += wk[p] * ext[numba.uint64(ik[p])]
+                    dst[p] += wk[p] * ext[_U(ik[p])]
 
 
 class ConservativeRegridder:
@@ -372,7 +377,7 @@ class ConservativeRegridder:
         self._lat_inv, self._lat_frac = _inverse_and_fraction(self.lat)
         self._lon_inv, self._lon_frac = _inverse_and_fraction(self.lon)
         self._prepare_lon_layout()
-        self._args_cache: dict[str, tuple] = {}
+        self._args_cache: dict[str, tuple[Any, ...]] = {}
 
     def _prepare_lon_layout(self) -> None:
         # The kernel keeps one row in a buffer rotated by `rot` and extended past its end,
@@ -393,7 +398,7 @@ class ConservativeRegridder:
         self._lon_idx_t = np.ascontiguousarray(shifted.T)
         self._lon_wt = np.ascontiguousarray(lon.weight.T)
 
-    def _kernel_args(self, dtype: np.dtype) -> tuple:
+    def _kernel_args(self, dtype: np.dtype) -> tuple[Any, ...]:
         # Cached per compute dtype: float32 data is accumulated in float32.
         cached = self._args_cache.get(dtype.str)
         if cached is None:
@@ -452,7 +457,9 @@ class ConservativeRegridder:
         dlon = np.deg2rad(self.lon.length)
         return dlat[:, None] * dlon[None, :]
 
-    def apply(self, data: np.ndarray, *, threads: int = 1) -> np.ndarray:
+    def apply(
+        self, data: np.ndarray, *, threads: int = 1, out: np.ndarray | None = None
+    ) -> np.ndarray:
         """Regrid an array whose last two axes are (latitude, longitude) of the source.
 
         Parameters
@@ -463,6 +470,9 @@ class ConservativeRegridder:
         threads
             Planes are processed concurrently on this many threads (the kernel releases
             the GIL). Inside Dask tasks keep 1 and let Dask parallelise.
+        out
+            Optional ``(..., ny_dst, nx_dst)`` array of the result dtype to write into
+            (saves allocating and page-faulting a new result on repeated calls).
 
         Returns
         -------
@@ -482,11 +492,22 @@ class ConservativeRegridder:
             x = x.astype(np.float64)
         lead = x.shape[:-2]
         planes = x.reshape((-1, *self.src_shape))
-        out = np.empty((planes.shape[0], *self.dst_shape), dtype=out_dtype)
+        shape = (planes.shape[0], *self.dst_shape)
+        if out is None:
+            result = np.empty(shape, dtype=out_dtype)
+        else:
+            if out.dtype != out_dtype or out.shape != (*lead, *self.dst_shape):
+                raise ConfigError(
+                    f"out has shape {out.shape} and dtype {out.dtype}; pass "
+                    f"{(*lead, *self.dst_shape)} {np.dtype(out_dtype)}"
+                )
+            result = out.reshape(shape)
         args = self._kernel_args(np.dtype(out_dtype))
 
+        kernel: Any = _regrid_plane
+
         def one(i: int) -> None:
-            _regrid_plane(np.ascontiguousarray(planes[i]), *args, out[i])
+            kernel(np.ascontiguousarray(planes[i]), *args, result[i])
 
         if threads > 1 and planes.shape[0] > 1:
             with ThreadPoolExecutor(max_workers=threads) as pool:
@@ -494,7 +515,7 @@ class ConservativeRegridder:
         else:
             for i in range(planes.shape[0]):
                 one(i)
-        return out.reshape((*lead, *self.dst_shape))
+        return result.reshape((*lead, *self.dst_shape))
 
     def regrid(
         self,
@@ -564,4 +585,6 @@ def global_integral(field: np.ndarray, lat_bounds: np.ndarray, lon_bounds: np.nd
     s = np.sin(np.deg2rad(np.asarray(lat_bounds, dtype=np.float64)))
     band = np.abs(s[:, 1] - s[:, 0])
     dlon = np.deg2rad(np.abs(lon_bounds[:, 1] - lon_bounds[:, 0]))
-    return float(math.fsum(np.nan_to_num(np.asarray(field, np.float64) * np.outer(band, dlon)).ravel()))
+    return float(
+        math.fsum(np.nan_to_num(np.asarray(field, np.float64) * np.outer(band, dlon)).ravel())
+    )

@@ -39,8 +39,8 @@ def dask_client(settings: DaskSettings) -> Iterator[Client]:
             client = Client(settings.address, timeout=CONNECT_TIMEOUT_S)
         except (OSError, TimeoutError) as exc:
             raise ConfigError(
-                f"cannot connect to the Dask scheduler at {settings.address} ({type(exc).__name__}); "
-                "check --dask-address or leave it out to use a local cluster"
+                f"cannot connect to the Dask scheduler at {settings.address} "
+                f"({type(exc).__name__}); check --dask-address or leave it out for a local cluster"
             ) from None
         try:
             yield client

@@ -16,7 +16,7 @@ import typer
 from typer.exceptions import TyperException
 
 from carbonsink import __version__
-from carbonsink.errors import CarbonsinkError
+from carbonsink.errors import CarbonsinkError, brief
 
 HELP = """\
 carbonsink maps last month's land and ocean CO2 sinks and closes the global carbon budget.
@@ -94,7 +94,9 @@ def sample_data(
     zarr_format: Annotated[
         int | None, typer.Option("--zarr-format", help="2 (as ARCO-ERA5) or 3.")
     ] = None,
-    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing store.")] = False,
+    overwrite: Annotated[
+        bool, typer.Option("--overwrite", help="Replace an existing store.")
+    ] = False,
     dask_address: DaskAddressOpt = None,
     config: ConfigOpt = None,
 ) -> None:
@@ -150,7 +152,11 @@ def ingest(
     end: EndOpt = None,
     grid: Annotated[
         float | None,
-        typer.Option("--grid", envvar="CARBONSINK_GRID__RESOLUTION", help="Model grid in degrees: 0.25, 0.5 or 1."),
+        typer.Option(
+            "--grid",
+            envvar="CARBONSINK_GRID__RESOLUTION",
+            help="Model grid in degrees: 0.25, 0.5 or 1.",
+        ),
     ] = None,
     baseline_start: Annotated[
         str | None, typer.Option("--baseline-start", help="First month of the climatology.")
@@ -163,18 +169,27 @@ def ingest(
     ] = None,
     source_endpoint_url: Annotated[
         str | None,
-        typer.Option("--source-endpoint-url", envvar="CARBONSINK_SOURCE_STORAGE__ENDPOINT_URL",
-                     help="S3-compatible endpoint of the source."),
-    ] = None,  # fmt: skip
+        typer.Option(
+            "--source-endpoint-url",
+            envvar="CARBONSINK_SOURCE_STORAGE__ENDPOINT_URL",
+            help="S3-compatible endpoint of the source.",
+        ),
+    ] = None,
     anonymous: Annotated[
         bool | None,
-        typer.Option("--anonymous/--no-anonymous", help="Read the source without credentials (public buckets)."),
+        typer.Option(
+            "--anonymous/--no-anonymous",
+            help="Read the source without credentials (public buckets).",
+        ),
     ] = None,
     lake_endpoint_url: Annotated[
         str | None,
-        typer.Option("--lake-endpoint-url", envvar="CARBONSINK_LAKE_STORAGE__ENDPOINT_URL",
-                     help="S3-compatible endpoint of the lake."),
-    ] = None,  # fmt: skip
+        typer.Option(
+            "--lake-endpoint-url",
+            envvar="CARBONSINK_LAKE_STORAGE__ENDPOINT_URL",
+            help="S3-compatible endpoint of the lake.",
+        ),
+    ] = None,
     dask_address: DaskAddressOpt = None,
     config: ConfigOpt = None,
 ) -> None:
@@ -217,7 +232,10 @@ def ingest(
 @app.command()
 def run(
     out: Annotated[
-        str, typer.Option("--out", envvar="CARBONSINK_OUT", help="Folder for the sample data and the lake.")
+        str,
+        typer.Option(
+            "--out", envvar="CARBONSINK_OUT", help="Folder for the sample data and the lake."
+        ),
     ] = "output",
     source: Annotated[
         str | None,
@@ -269,8 +287,7 @@ def main(argv: list[str] | None = None) -> None:
         if os.environ.get("CARBONSINK_DEBUG"):
             raise
         typer.echo(
-            f"error: unexpected {type(exc).__name__}: {' '.join(str(exc).split())[:300]} "
-            "(set CARBONSINK_DEBUG=1 for the traceback)",
+            f"error: unexpected {brief(exc, 300)} (set CARBONSINK_DEBUG=1 for the traceback)",
             err=True,
         )
         sys.exit(1)

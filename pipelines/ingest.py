@@ -24,14 +24,15 @@ from dataclasses import dataclass, field
 import icechunk
 import numpy as np
 import pandas as pd
+import xarray as xr
 import zarr
 from distributed import Client, Future
 
 from carbonsink import __version__
+from carbonsink.aggregate import MonthAccumulator
 from carbonsink.config import Settings
 from carbonsink.drivers import Driver, required_variables, resolve_drivers
-from carbonsink.errors import ConfigError, LakeError
-from carbonsink.aggregate import MonthAccumulator
+from carbonsink.errors import ConfigError, LakeError, brief
 from carbonsink.features import (
     SourceReader,
     accumulate_part,
@@ -81,14 +82,14 @@ class IngestReport:
 
 
 def ingest_month(
-    fork: icechunk.Session,
+    fork: icechunk.ForkSession,
     parts: list[MonthAccumulator],
     land: np.ndarray | None,
     regridder: ConservativeRegridder,
     drivers: list[Driver],
     index: int,
     label: str,
-) -> icechunk.Session:
+) -> icechunk.ForkSession:
     """Finish one month on a worker: means, regrid, checks, and its regions of the store."""
     fields = regridder.apply(finalize_month(parts, land))
     for driver, field_ in zip(drivers, fields, strict=True):
@@ -98,38 +99,53 @@ def ingest_month(
     return fork
 
 
-def climatology_month(
-    fork: icechunk.Session,
+def climatology_and_anomalies(
+    fork: icechunk.ForkSession,
     source: icechunk.Session,
-    drivers: list[Driver],
+    driver: Driver,
     calendar_month: int,
-    indices: list[int],
-) -> icechunk.Session:
-    """Climatology of one calendar month over the baseline years, for every driver."""
-    for d in drivers:
-        stack = zarr.open_array(source.store, path=d.name, mode="r").get_orthogonal_selection(
-            (indices, slice(None), slice(None))
-        )
-        write_region(fork, f"{d.name}_clim", calendar_month - 1, climatology_of(stack, nan_allowed=d.nan_allowed))
+    baseline: list[int],
+    targets: list[int],
+) -> icechunk.ForkSession:
+    """One driver, one calendar month: climatology (if ``baseline``) and anomalies.
+
+    Reads each needed month of the driver once: the baseline years to average (when the
+    climatology is computed now) and the ``targets`` to write anomalies for.
+
+    Parameters
+    ----------
+    fork
+        Forked session to write into.
+    source
+        Read-only session of the run branch (drivers, and an existing climatology).
+    driver
+        The driver.
+    calendar_month
+        1-12.
+    baseline
+        Store indices of the baseline months of this calendar month; empty to use the
+        stored climatology.
+    targets
+        Store indices of the months that get anomalies.
+    """
+    arr = zarr.open_array(source.store, path=driver.name, mode="r")
+    wanted = sorted(set(baseline) | set(targets))
+    stack = np.asarray(arr.get_orthogonal_selection((np.asarray(wanted), slice(None), slice(None))))
+    rows = {index: stack[i] for i, index in enumerate(wanted)}
+    if baseline:
+        clim = climatology_of(np.stack([rows[i] for i in baseline]), nan_allowed=driver.nan_allowed)
+        write_region(fork, f"{driver.name}_clim", calendar_month - 1, clim)
+    else:
+        clim_arr = zarr.open_array(source.store, path=f"{driver.name}_clim", mode="r")
+        clim = np.asarray(clim_arr[calendar_month - 1])
+    for index in targets:
+        write_region(fork, f"{driver.name}_anom", index, anomaly_of(rows[index], clim))
     return fork
 
 
-def anomaly_month(
-    fork: icechunk.Session,
-    source: icechunk.Session,
-    drivers: list[Driver],
-    index: int,
-    calendar_month: int,
-) -> icechunk.Session:
-    """Anomalies of one month against the stored climatology, for every driver."""
-    for d in drivers:
-        field_ = zarr.open_array(source.store, path=d.name, mode="r")[index]
-        clim = zarr.open_array(source.store, path=f"{d.name}_clim", mode="r")[calendar_month - 1]
-        write_region(fork, f"{d.name}_anom", index, anomaly_of(field_, clim))
-    return fork
-
-
-def _run_phase(client: Client, session: icechunk.Session, futures: list[Future], description: str) -> None:
+def _run_phase(
+    client: Client, session: icechunk.Session, futures: list[Future], description: str
+) -> None:
     """Wait for a phase's write tasks with progress, then merge their forks into ``session``."""
     wait_with_progress(client, futures, description)
     session.merge(tree_reduce(client, merge_forks, futures).result())
@@ -148,7 +164,9 @@ def run_ingest(settings: Settings, client: Client) -> IngestReport:
         raise ConfigError("no source: pass --source URL (an ARCO-ERA5 Zarr store or CDS files)")
     window = settings.window()
     grid = ModelGrid(settings.grid.resolution)
-    tiling = grid.tiling(settings.grid.tile_lat, settings.grid.tile_lon)
+    tiling = grid.tiling(
+        settings.grid.tile_lat, settings.grid.tile_lon, settings.grid.chunk_tiles
+    )
     baseline = settings.ingest.baseline
     lake = Lake(settings.lake, settings.lake_storage)
     lake_existed = lake.info() is not None
@@ -177,8 +195,8 @@ def run_ingest(settings: Settings, client: Client) -> IngestReport:
     else:
         drivers = resolve_drivers(settings.ingest.drivers)
         layout = FeaturesLayout(grid, tiling, tuple(d.name for d in drivers))
-    layout.month_index(window.start), layout.month_index(window.end)
-    layout.month_index(baseline.start), layout.month_index(baseline.end)
+    for month in (window.start, window.end, baseline.start, baseline.end):
+        layout.month_index(month)  # raises if the store's time axis cannot hold it
 
     source = open_source(settings.source, settings.source_storage)
     selection = source.select(required_variables(drivers), window)
@@ -188,7 +206,7 @@ def run_ingest(settings: Settings, client: Client) -> IngestReport:
         grid,
         min_valid_fraction=settings.ingest.min_valid_fraction,
     )
-    lsm = None
+    lsm: xr.DataArray | np.ndarray | None = None
     if any(d.domain == "land" for d in drivers) and selection.land_sea_mask is None:
         # No land-sea mask in the source: derive one from the 1 km mask on the source cells.
         from carbonsink.grid import point_grid_bounds
@@ -241,36 +259,23 @@ def run_ingest(settings: Settings, client: Client) -> IngestReport:
         write_flags(session.store, layout, months, selection.era5t_months)
         session.commit(
             f"drivers {window}",
-            metadata=snapshot_metadata(run=run_id, stage="drivers", window=str(window), **selection.attrs),
+            metadata=snapshot_metadata(
+                run=run_id, stage="drivers", window=str(window), **selection.attrs
+            ),
         )
 
-        # 2. Climatology (once the baseline is complete) and anomalies.
+        # 2. Climatology (computed once, when the baseline is complete) and anomalies: one
+        # task per (calendar month, driver) reads each month it needs once.
         session = repo.writable_session(branch)
         have = ingested_months(session.store, layout)
         clim_baseline = read_attrs(session.store).get("climatology_baseline")
-        anomaly_months: list[pd.Period] = []
-        if clim_baseline is None and baseline.months.isin(have).all():
-            written = repo.readonly_session(branch)
-            fork = session.fork()
-            futures = [
-                client.submit(
-                    climatology_month, fork, written, drivers, cm,
-                    [layout.month_index(m) for m in baseline.months if m.month == cm], pure=False,
-                )
-                for cm in range(1, 13)
-            ]  # fmt: skip
-            _run_phase(client, session, futures, f"climatology {baseline}")
-            set_attrs(session.store, climatology_baseline=str(baseline))
-            session.commit(
-                f"climatology {baseline}",
-                metadata=snapshot_metadata(run=run_id, stage="climatology", baseline=str(baseline)),
-            )
-            session = repo.writable_session(branch)
-            clim_baseline = str(baseline)
+        compute_clim = clim_baseline is None and bool(baseline.months.isin(have).all())
+        if compute_clim:
             anomaly_months = list(have)
         elif clim_baseline is not None:
             anomaly_months = months
         else:
+            anomaly_months = []
             missing = baseline.months.difference(have)
             notes.append(
                 f"anomalies wait for the climatology baseline {baseline}: "
@@ -279,16 +284,27 @@ def run_ingest(settings: Settings, client: Client) -> IngestReport:
         if anomaly_months:
             written = repo.readonly_session(branch)
             fork = session.fork()
-            futures = [
-                client.submit(
-                    anomaly_month, fork, written, drivers, layout.month_index(m), m.month, pure=False
-                )
-                for m in anomaly_months
-            ]
-            _run_phase(client, session, futures, "anomalies")
+            futures = []
+            for cm in range(1, 13):
+                base_idx = [layout.month_index(m) for m in baseline.months if m.month == cm]
+                targets = [layout.month_index(m) for m in anomaly_months if m.month == cm]
+                if not targets and not compute_clim:
+                    continue
+                for d in drivers:
+                    futures.append(
+                        client.submit(
+                            climatology_and_anomalies, fork, written, d, cm,
+                            base_idx if compute_clim else [], targets, pure=False,
+                        )
+                    )  # fmt: skip
+            stage = f"climatology {baseline} and anomalies" if compute_clim else "anomalies"
+            _run_phase(client, session, futures, stage)
+            if compute_clim:
+                set_attrs(session.store, climatology_baseline=str(baseline))
+                clim_baseline = str(baseline)
             session.commit(
-                f"anomalies {len(anomaly_months)} month(s)",
-                metadata=snapshot_metadata(run=run_id, stage="anomalies"),
+                f"{stage}: {len(anomaly_months)} month(s)",
+                metadata=snapshot_metadata(run=run_id, stage=stage),
             )
 
         # 3. Publish atomically: main moves only if nobody moved it since we branched.
@@ -298,7 +314,7 @@ def run_ingest(settings: Settings, client: Client) -> IngestReport:
         except icechunk.IcechunkError as exc:
             raise LakeError(
                 "another run published to the features store while this one ran "
-                f"({' '.join(str(exc).split())[:120]}); run the ingest again"
+                f"({brief(exc, 120)}); run the ingest again"
             ) from None
         repo.delete_branch(branch)
     except BaseException:
@@ -345,7 +361,8 @@ def describe(report: IngestReport) -> list[str]:
         )
     if report.climatology:
         lines.append(
-            f"climatology over {report.climatology}; anomalies written for {report.anomaly_months} month(s)"
+            f"climatology over {report.climatology}; anomalies written for "
+            f"{report.anomaly_months} month(s)"
         )
     lines += report.notes
     return lines

@@ -47,7 +47,7 @@ def wait_with_progress(client: Client, futures: Sequence[Future], description: s
     On the first failure the remaining futures are cancelled and the task's exception is
     raised as it was raised on the worker (carbonsink errors keep their one-line message).
     """
-    results: dict[str, Any] = {}
+    results: dict[Any, Any] = {}
     with progress_bar() as bar:
         task = bar.add_task(description, total=len(futures))
         try:

@@ -46,12 +46,12 @@ def run_chain(settings: Settings, out: str, client: Client) -> list[tuple[str, s
         if _sample_is_current(url, spec):
             console.print(f"reusing sample data at {url}")
         else:
-            report = run_sample_data(spec, url, client, overwrite=True)
+            sample = run_sample_data(spec, url, client, overwrite=True)
             store = zarr_store(parse_location(url), StorageOptions(), read_only=False)
             # Marked complete only after every block is written: a killed run regenerates.
             zarr.open_group(store, mode="r+").attrs["carbonsink_sample_complete"] = True
             zarr.consolidate_metadata(store)
-            console.print(f"sample data: {report.steps} steps in {report.seconds:.1f} s")
+            console.print(f"sample data: {sample.steps} steps in {sample.seconds:.1f} s")
         updates["source"] = url
         updates.setdefault("start", settings.start or settings.sample.start)
         updates.setdefault("end", settings.end or settings.sample.end)

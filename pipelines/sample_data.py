@@ -63,7 +63,8 @@ def run_sample_data(
     else:
         land_f = client.submit(sample_land_fraction, spec, pure=False)
         futures = [
-            client.submit(write_block, loc.url, spec, b, land_f, storage, pure=False) for b in blocks
+            client.submit(write_block, loc.url, spec, b, land_f, storage, pure=False)
+            for b in blocks
         ]
         steps = sum(wait_with_progress(client, futures, "sample data"))
     return SampleReport(loc.url, spec, steps, time.perf_counter() - t0)

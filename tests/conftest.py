@@ -17,15 +17,19 @@ os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
 os.environ["AWS_EC2_METADATA_DISABLED"] = "true"
 os.environ.setdefault("CARBONSINK_PROGRESS", "0")
 
-from carbonsink.sample.store import SampleSpec, create_template, sample_land_fraction, write_block  # noqa: E402
-from carbonsink.timeutil import MonthWindow  # noqa: E402
+from carbonsink.sample.store import SampleSpec, create_template, sample_land_fraction, write_block
+from carbonsink.timeutil import MonthWindow
 
 DATA = Path(__file__).parent / "data"
 
 
-def make_sample(path: Path | str, start: str, end: str, *, resolution: float, step: str, seed: int = 0, **kw) -> str:
+def make_sample(
+    path: Path | str, start: str, end: str, *, resolution: float, step: str, seed: int = 0, **kw
+) -> str:
     """Write a sample store in-process (no cluster) and return its URL."""
-    spec = SampleSpec(MonthWindow.parse(start, end), resolution=resolution, step=step, seed=seed, **kw)
+    spec = SampleSpec(
+        MonthWindow.parse(start, end), resolution=resolution, step=step, seed=seed, **kw
+    )
     url = str(path)
     create_template(url, spec, overwrite=True)
     land = sample_land_fraction(spec)
@@ -58,7 +62,13 @@ def hourly_store(tmp_path_factory: pytest.TempPathFactory) -> str:
     """Two months of hourly fields at 6 deg: time aggregation and accumulations."""
     path = tmp_path_factory.mktemp("samples") / "hourly-6deg.zarr"
     return make_sample(
-        path, "2015-06", "2015-07", resolution=6.0, step="1h", era5t_months=0, variables=HOURLY_VARIABLES
+        path,
+        "2015-06",
+        "2015-07",
+        resolution=6.0,
+        step="1h",
+        era5t_months=0,
+        variables=HOURLY_VARIABLES,
     )
 
 

@@ -1,0 +1,1 @@
+"""The lake: Icechunk repositories for carbonsink's stores."""

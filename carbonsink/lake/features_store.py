@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 import zarr
+import zarr.codecs
 
 from carbonsink import __version__
 from carbonsink.drivers import DRIVERS
@@ -61,6 +62,8 @@ class FeaturesLayout:
             "grid_resolution_deg": self.grid.resolution,
             "tile_lat": self.tiling.nlat,
             "tile_lon": self.tiling.nlon,
+            "chunk_lat": self.tiling.chunk_lat,
+            "chunk_lon": self.tiling.chunk_lon,
             "drivers": list(self.drivers),
             "time_axis": str(self.time_axis),
             "created_by": f"carbonsink {__version__}",
@@ -71,7 +74,12 @@ class FeaturesLayout:
         """Rebuild the layout from a store's root attributes."""
         try:
             grid = ModelGrid(float(attrs["grid_resolution_deg"]))
-            tiling = Tiling(int(attrs["tile_lat"]), int(attrs["tile_lon"]))
+            tiling = Tiling(
+                int(attrs["tile_lat"]),
+                int(attrs["tile_lon"]),
+                int(attrs["chunk_lat"]),
+                int(attrs["chunk_lon"]),
+            )
             drivers = tuple(attrs["drivers"])
             start, end = str(attrs["time_axis"]).split("..")
         except (KeyError, ValueError, TypeError) as exc:
@@ -86,12 +94,15 @@ class FeaturesLayout:
         if self.grid != wanted.grid:
             raise LakeError(
                 f"the lake's features store is on the {self.grid.resolution} deg grid, not "
-                f"{wanted.grid.resolution} deg; pass --grid {self.grid.resolution} or use another lake"
+                f"{wanted.grid.resolution} deg; pass --grid {self.grid.resolution} or use "
+                "another lake"
             )
         if self.tiling != wanted.tiling:
             raise LakeError(
-                f"the lake's features store uses {self.tiling.nlat}x{self.tiling.nlon} tiles, "
-                f"not {wanted.tiling.nlat}x{wanted.tiling.nlon}; keep the lake's tile size"
+                f"the lake's features store uses {self.tiling.nlat}x{self.tiling.nlon} tiles in "
+                f"{self.tiling.chunk_lat}x{self.tiling.chunk_lon} chunks, not "
+                f"{wanted.tiling.nlat}x{wanted.tiling.nlon} in "
+                f"{wanted.tiling.chunk_lat}x{wanted.tiling.chunk_lon}; keep the lake's tiling"
             )
         extra = [d for d in wanted.drivers if d not in self.drivers]
         if extra:
@@ -147,10 +158,10 @@ class FeaturesLayout:
              "bounds": "lon_bounds"}, g.lon)  # fmt: skip
         arr("lat_bounds", (ny, 2), (ny, 2), "float64", ("lat", "bnds"), {}, g.lat_bounds)
         arr("lon_bounds", (nx, 2), (nx, 2), "float64", ("lon", "bnds"), {}, g.lon_bounds)
-        arr("cell_area", (ny, nx), (t.nlat, t.nlon), "float64", ("lat", "lon"),
+        arr("cell_area", (ny, nx), (t.chunk_lat, t.chunk_lon), "float64", ("lat", "lon"),
             {"standard_name": "cell_area", "units": "m2",
              "comment": "spherical cell areas, Earth radius 6371000 m"}, g.cell_area)  # fmt: skip
-        arr("land_fraction", (ny, nx), (t.nlat, t.nlon), "float32", ("lat", "lon"),
+        arr("land_fraction", (ny, nx), (t.chunk_lat, t.chunk_lon), "float32", ("lat", "lon"),
             {"standard_name": "land_area_fraction", "units": "1",
              "source": "global-land-mask (GLOBE 1 km), area-weighted"},
             land_fraction.astype(np.float32))  # fmt: skip
@@ -162,7 +173,7 @@ class FeaturesLayout:
         for name in self.drivers:
             d = DRIVERS[name]
             attrs = d.attrs()
-            field_chunks = (1, t.nlat, t.nlon)
+            field_chunks = (1, t.chunk_lat, t.chunk_lon)
             arr(name, (len(months), ny, nx), field_chunks, "float32", ("time", "lat", "lon"),
                 attrs, fill=float("nan"))  # fmt: skip
             anom_attrs = {k: v for k, v in attrs.items() if k != "standard_name"}
@@ -213,7 +224,9 @@ def write_flags(
         e5t[i] = 1 if m in era5t_set else 0
 
 
-def write_region(fork: icechunk.Session, path: str, index: int, block: np.ndarray) -> icechunk.Session:
+def write_region(
+    fork: icechunk.ForkSession, path: str, index: int, block: np.ndarray
+) -> icechunk.ForkSession:
     """Write one month (or calendar month) of one variable; runs on a worker.
 
     ``fork`` is a forked session; it comes back carrying the change, to be merged.
@@ -224,7 +237,7 @@ def write_region(fork: icechunk.Session, path: str, index: int, block: np.ndarra
     return fork
 
 
-def merge_forks(*forks: icechunk.Session) -> icechunk.Session:
+def merge_forks(*forks: icechunk.ForkSession) -> icechunk.ForkSession:
     """Merge forked sessions pairwise on a worker (a tree of these feeds the final merge)."""
     head, rest = forks[0], forks[1:]
     if rest:
@@ -243,7 +256,9 @@ def open_features(session: icechunk.Session, *, only_ingested: bool = True) -> x
         Drop the months that hold no data.
     """
     ds = xr.open_zarr(session.store, consolidated=False, chunks={})
-    ds = ds.set_coords([c for c in ("lat_bounds", "lon_bounds", "cell_area", "land_fraction") if c in ds])
+    ds = ds.set_coords(
+        [c for c in ("lat_bounds", "lon_bounds", "cell_area", "land_fraction") if c in ds]
+    )
     if only_ingested:
         # Read the flags with zarr: through dask they are 1332 one-element chunks.
         flags = np.asarray(zarr.open_array(session.store, path="ingested", mode="r")[:])

@@ -22,7 +22,7 @@ import fsspec
 import icechunk
 
 from carbonsink import __version__
-from carbonsink.errors import ConfigError, LakeError
+from carbonsink.errors import ConfigError, LakeError, brief
 from carbonsink.storage import Location, StorageOptions, fsspec_options, parse_location
 
 # Icechunk warns on every local-filesystem repository that concurrent commits from several
@@ -92,11 +92,13 @@ class Lake:
         except LakeError:
             raise
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise LakeError(f"{self.url}: unreadable {MARKER} ({exc}); restore it or use a new lake") from None
+            raise LakeError(
+                f"{self.url}: unreadable {MARKER} ({exc}); restore it or use a new lake"
+            ) from None
         except Exception as exc:
             raise LakeError(
-                f"cannot reach the lake {self.url}: {type(exc).__name__}: {' '.join(str(exc).split())[:160]}; "
-                "check the URL, endpoint and credentials"
+                f"cannot reach the lake {self.url}: {brief(exc)}; check the URL, endpoint and "
+                "credentials"
             ) from None
         return None
 
@@ -108,7 +110,9 @@ class Lake:
         if self.location.is_local:
             os.makedirs(self.location.path, exist_ok=True)
         with fs.open(self._marker_path(), "w") as fh:
-            json.dump({"format": LAKE_FORMAT, "created_by": f"carbonsink {__version__}"}, fh, indent=2)
+            json.dump(
+                {"format": LAKE_FORMAT, "created_by": f"carbonsink {__version__}"}, fh, indent=2
+            )
 
     def destroy_if_empty(self) -> None:
         """Remove a lake that holds nothing but its marker (clean-up of a failed first run)."""
@@ -141,9 +145,9 @@ class Lake:
             kw: dict[str, Any] = {
                 "bucket": loc.bucket,
                 "prefix": loc.prefix,
-                "region": opts.region or os.environ.get("AWS_DEFAULT_REGION") or (
-                    "us-east-1" if endpoint else None
-                ),
+                "region": opts.region
+                or os.environ.get("AWS_DEFAULT_REGION")
+                or ("us-east-1" if endpoint else None),
                 "endpoint_url": endpoint,
                 "allow_http": bool(endpoint and endpoint.startswith("http://")),
                 "force_path_style": bool(endpoint),

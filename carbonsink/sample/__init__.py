@@ -1,0 +1,1 @@
+"""Synthetic ERA5-like sample data in the ARCO-ERA5 layout."""

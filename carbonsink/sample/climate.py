@@ -103,7 +103,9 @@ _ENSO_DRY = ((-4.0, -62.0, 10.0, 14.0), (-2.0, 115.0, 8.0, 15.0), (-15.0, 135.0,
              (-20.0, 30.0, 7.0, 10.0))  # fmt: skip
 
 
-def _blob(lat: np.ndarray, lon: np.ndarray, clat: float, clon: float, rlat: float, rlon: float) -> np.ndarray:
+def _blob(
+    lat: np.ndarray, lon: np.ndarray, clat: float, clon: float, rlat: float, rlon: float
+) -> np.ndarray:
     """Gaussian blob on the lat/lon grid (longitude distance wraps around)."""
     dlon = (lon - clon + 180.0) % 360.0 - 180.0
     return np.exp(-(((lat - clat) / rlat) ** 2) - (dlon / rlon) ** 2).astype(np.float32)
@@ -177,7 +179,9 @@ class SampleClimate:
         Seed of the random parts (patterns, weather, random events, ENSO noise).
     """
 
-    def __init__(self, lat: np.ndarray, lon: np.ndarray, land_fraction: np.ndarray, seed: int) -> None:
+    def __init__(
+        self, lat: np.ndarray, lon: np.ndarray, land_fraction: np.ndarray, seed: int
+    ) -> None:
         self.seed = int(seed)
         self.lat = np.asarray(lat, dtype=np.float64)
         self.lon = np.asarray(lon, dtype=np.float64)
@@ -195,14 +199,18 @@ class SampleClimate:
         lon180 = (lo + 180.0) % 360.0 - 180.0
         greenland = ((la > 60) & (la < 84) & (lon180 > -75) & (lon180 < -10)).astype(np.float32)
         self.ice = (f * np.maximum((la < -62).astype(np.float32), greenland)).astype(np.float32)
-        deserts = sum(_blob(la, lo, *d) for d in _DESERTS)
+        deserts = np.sum([_blob(la, lo, *d) for d in _DESERTS], axis=0)
         self.arid = (f * np.clip(deserts, 0.0, 1.0)).astype(np.float32)
         self.wet = np.clip(1.0 - self.arid - 0.5 * self.ice, 0.0, 1.0).astype(np.float32)
-        self.mon_nh = (f * sum(_blob(la, lo, *d) for d in _MONSOON_NH)).astype(np.float32)
-        self.mon_sh = (f * sum(_blob(la, lo, *d) for d in _MONSOON_SH)).astype(np.float32)
+        self.mon_nh = (f * np.sum([_blob(la, lo, *d) for d in _MONSOON_NH], axis=0)).astype(
+            np.float32
+        )
+        self.mon_sh = (f * np.sum([_blob(la, lo, *d) for d in _MONSOON_SH], axis=0)).astype(
+            np.float32
+        )
         self.e_pac = (_blob(la, lo, 0.0, -120.0, 10.0, 45.0) * (1 - f)).astype(np.float32)
         self.e_wp = (_blob(la, lo, 0.0, 140.0, 10.0, 25.0) * (1 - f)).astype(np.float32)
-        self.e_dry = sum(_blob(la, lo, *d) for d in _ENSO_DRY).astype(np.float32)
+        self.e_dry = np.sum([_blob(la, lo, *d) for d in _ENSO_DRY], axis=0).astype(np.float32)
         self.e_trop = (np.exp(-((la / 20.0) ** 2)) * f).astype(np.float32)
         s2 = self.sphi**2
         # Annual-mean 2 m temperature (K): warm tropics, cold poles and ice sheets,
@@ -216,19 +224,24 @@ class SampleClimate:
         self.weather_t = ((0.6 + 2.4 * np.abs(self.sphi)) * (0.6 + 0.8 * f)).astype(np.float32)
         self.storm = np.exp(-(((alat - 47.0) / 11.0) ** 2)).astype(np.float32)
         self.p_clim = np.clip(
-            (0.4 + 3.5 * np.exp(-(((la - 6.0) / 9.0) ** 2)) + 3.2 * self.storm) * (1 - 0.92 * self.arid),
+            (0.4 + 3.5 * np.exp(-(((la - 6.0) / 9.0) ** 2)) + 3.2 * self.storm)
+            * (1 - 0.92 * self.arid),
             0.05,
             None,
         ).astype(np.float32)
-        self.wet_clim = (np.clip(self.p_clim / 4.0, 0.0, 1.0) ** 0.6 * (1 - 0.8 * self.arid)).astype(np.float32)
-        self.forest = (f * self.wet_clim * (1 - self.ice) * (1 - 0.6 * np.clip((alat - 55) / 15, 0, 1))).astype(np.float32)
+        self.wet_clim = (
+            np.clip(self.p_clim / 4.0, 0.0, 1.0) ** 0.6 * (1 - 0.8 * self.arid)
+        ).astype(np.float32)
+        self.forest = (
+            f * self.wet_clim * (1 - self.ice) * (1 - 0.6 * np.clip((alat - 55) / 15, 0, 1))
+        ).astype(np.float32)
         self.u_base = (
             (-6.5 * np.exp(-(((alat - 14) / 9) ** 2)) + 8.5 * np.exp(-(((alat - 50) / 11) ** 2))
              - 2.5 * np.exp(-(((alat - 75) / 6) ** 2))) * (1 - 0.45 * f)
         ).astype(np.float32)  # fmt: skip
-        self.msl_base = (
-            101325.0 + 1100.0 * np.exp(-(((alat - 32) / 9) ** 2)) - 1700.0 * np.exp(-(((alat - 62) / 9) ** 2))
-        ).astype(np.float32)  # fmt: skip
+        subtropical_high = 1100.0 * np.exp(-(((alat - 32) / 9) ** 2))
+        subpolar_low = 1700.0 * np.exp(-(((alat - 62) / 9) ** 2))
+        self.msl_base = (101325.0 + subtropical_high - subpolar_low).astype(np.float32)
         self.sst_base = (271.2 + 30.5 * np.abs(self.cphi) ** 1.7).astype(np.float32)
         self.sst_season = ((0.4 + 3.2 * np.abs(self.sphi)) * np.sign(self.sphi)).astype(np.float32)
         self.lai_phen = np.clip((alat - 25.0) / 30.0, 0.0, 1.0).astype(np.float32)
@@ -242,13 +255,17 @@ class SampleClimate:
         ).astype(np.float32)
         self.theta_static = (0.07 + 0.33 * self.wet_clim).astype(np.float32)
         self.land01 = land01
-        self.sea_nan = np.where(self.is_land, np.float32(np.nan), np.float32(0.0)).astype(np.float32)
+        self.sea_nan = np.where(self.is_land, np.float32(np.nan), np.float32(0.0)).astype(
+            np.float32
+        )
         self.amp_u = (1.5 + 3.5 * np.abs(self.sphi)).astype(np.float32)
         self.amp_v = (1.2 + 3.0 * np.abs(self.sphi)).astype(np.float32)
         self.amp_msl = (250.0 + 1300.0 * np.abs(self.sphi)).astype(np.float32)
         self.v_land = (1 - 0.4 * f).astype(np.float32)
         self.msl_winter = (1800.0 * f * np.exp(-(((alat - 50) / 12) ** 2))).astype(np.float32)
-        self.enso_t = (1.1 * self.e_pac + 0.5 * self.e_trop + 0.6 * self.e_dry * f).astype(np.float32)
+        self.enso_t = (1.1 * self.e_pac + 0.5 * self.e_trop + 0.6 * self.e_dry * f).astype(
+            np.float32
+        )
         self.enso_sst = (2.4 * self.e_pac - 0.5 * self.e_wp).astype(np.float32)
         self.enso_p = (1.2 * self.e_pac - 0.45 * self.e_dry).astype(np.float32)
         self.enso_theta = (0.05 * self.e_dry * f).astype(np.float32)
@@ -257,7 +274,9 @@ class SampleClimate:
         self.p_diurnal = (0.6 * f).astype(np.float32)
         self.tau_ice = (0.76 - 0.08 * self.ice).astype(np.float32)
         self._patterns = self._make_patterns()
-        self._speeds = np.random.default_rng([self.seed, 3]).uniform(0.25, 0.6, size=len(self._patterns))
+        self._speeds = np.random.default_rng([self.seed, 3]).uniform(
+            0.25, 0.6, size=len(self._patterns)
+        )
         years = range(1900, 2051)
         self.events = list(NAMED_EVENTS) + _random_events(self.seed, years)
         self._event_start, self._event_end = _event_bounds(self.events)
@@ -279,7 +298,11 @@ class SampleClimate:
                 m = rng.integers(1, 9)
                 n = rng.integers(1, 7)
                 a = rng.normal()
-                p += (a * np.cos(n * phi + rng.uniform(0, 2 * np.pi)) * np.cos(m * lam + rng.uniform(0, 2 * np.pi))).astype(np.float32)
+                p += (
+                    a
+                    * np.cos(n * phi + rng.uniform(0, 2 * np.pi))
+                    * np.cos(m * lam + rng.uniform(0, 2 * np.pi))
+                ).astype(np.float32)
             p /= max(float(p.std()), 1e-6)
             pats.append(p.astype(np.float32))
         return pats
@@ -287,7 +310,9 @@ class SampleClimate:
     def _event_blob(self, k: int) -> np.ndarray:
         if k not in self._event_blobs:
             e = self.events[k]
-            self._event_blobs[k] = _blob(self.lat[:, None], self.lon[None, :], e.lat, e.lon, e.radius, e.radius)
+            self._event_blobs[k] = _blob(
+                self.lat[:, None], self.lon[None, :], e.lat, e.lon, e.radius, e.radius
+            )
         return self._event_blobs[k]
 
     def _coef(self, hours: float, var: int) -> tuple[float, float]:
@@ -296,7 +321,9 @@ class SampleClimate:
         c = waves.sum(axis=1) / np.sqrt(1.5)
         return float(c[0]), float(c[1])
 
-    def fields(self, stamp: pd.Timestamp, kind: StepKind, variables: tuple[str, ...] = SAMPLE_VARIABLES) -> dict[str, np.ndarray]:
+    def fields(
+        self, stamp: pd.Timestamp, kind: StepKind, variables: tuple[str, ...] = SAMPLE_VARIABLES
+    ) -> dict[str, np.ndarray]:
         """All requested variables at one time stamp, in ARCO-ERA5 units (float32).
 
         Parameters
@@ -329,7 +356,7 @@ class SampleClimate:
         # Weather: patterns drifting eastwards at 0.25-0.6 deg/h.
         dlon = float(abs(self.lon[1] - self.lon[0]))
         rolled = [
-            np.roll(p, int(round(speed * hours / dlon)) % self.shape[1], axis=1)
+            np.roll(p, round(speed * hours / dlon) % self.shape[1], axis=1)
             for p, speed in zip(self._patterns, self._speeds, strict=True)
         ]
 
@@ -383,7 +410,9 @@ class SampleClimate:
         sigma = 0.9 * float(noise_scale)
         p *= np.exp(np.float32(0.9) * weather(1, 2, 3) - np.float32(sigma**2 / 2))
         if lst_row is not None:
-            p *= 1.0 + self.p_diurnal * np.cos(2 * np.pi * (lst_row - 16.0) / 24.0).astype(np.float32)
+            p *= 1.0 + self.p_diurnal * np.cos(2 * np.pi * (lst_row - 16.0) / 24.0).astype(
+                np.float32
+            )
         np.maximum(p, 0.0, out=p)
         if "total_precipitation" in variables:
             out["total_precipitation"] = p * np.float32(1.0 / (1000.0 * 24.0))
@@ -404,19 +433,31 @@ class SampleClimate:
                 # ERA5 accumulates over the hour ending at the stamp: use its middle.
                 utc_mid = (t.hour + t.minute / 60.0 - 0.5) % 24.0
                 ha = (2 * np.pi * (utc_mid + self.lon / 15.0 - 12.0) / 24.0).astype(np.float32)
-                mu = self.sphi * np.float32(np.sin(decl)) + (self.cphi * np.float32(np.cos(decl))) * np.cos(ha)[None, :]
+                mu = (
+                    self.sphi * np.float32(np.sin(decl))
+                    + (self.cphi * np.float32(np.cos(decl))) * np.cos(ha)[None, :]
+                )
                 toa = np.maximum(mu, 0.0) * np.float32(SOLAR_CONSTANT * dist)
             else:
-                h0 = np.arccos(np.clip(-np.tan(np.deg2rad(self.lat)) * np.tan(decl), -1.0, 1.0))[:, None]
+                h0 = np.arccos(np.clip(-np.tan(np.deg2rad(self.lat)) * np.tan(decl), -1.0, 1.0))[
+                    :, None
+                ]
                 sphi, cphi = self.sphi.astype(np.float64), self.cphi.astype(np.float64)
-                col = SOLAR_CONSTANT * dist / np.pi * (h0 * sphi * np.sin(decl) + cphi * np.cos(decl) * np.sin(h0))
+                col = (
+                    SOLAR_CONSTANT
+                    * dist
+                    / np.pi
+                    * (h0 * sphi * np.sin(decl) + cphi * np.cos(decl) * np.sin(h0))
+                )
                 toa = np.broadcast_to(col.astype(np.float32), self.shape)
             cloud = np.minimum(p * np.float32(1 / 15.0), 1.0) ** np.float32(0.6)
             tau = self.tau_ice - np.float32(0.45) * cloud
             out["surface_solar_radiation_downwards"] = toa * tau * np.float32(3600.0)
 
         if "volumetric_soil_water_layer_1" in variables:
-            wet_season = (0.04 * np.sin(2 * np.pi * (doy - 100) / 365.25) * np.sign(self.sphi)).astype(np.float32)
+            wet_season = (
+                0.04 * np.sin(2 * np.pi * (doy - 100) / 365.25) * np.sign(self.sphi)
+            ).astype(np.float32)
             theta = self.theta_static + wet_season
             theta -= np.float32(0.12) * drought
             theta -= enso * self.enso_theta
@@ -428,19 +469,26 @@ class SampleClimate:
             if diurnal_t is not None:
                 stl -= np.float32(0.5) * self.t_diurnal * diurnal_t
             out["soil_temperature_level_1"] = stl
-        if "leaf_area_index_high_vegetation" in variables or "leaf_area_index_low_vegetation" in variables:
+        if (
+            "leaf_area_index_high_vegetation" in variables
+            or "leaf_area_index_low_vegetation" in variables
+        ):
             # ERA5's LAI is a climatology: a seasonal cycle, no interannual variability.
             winter = 0.5 - 0.5 * np.sign(self.sphi) * season
             phen = (1.0 - 0.75 * self.lai_phen * winter).astype(np.float32)
             out["leaf_area_index_high_vegetation"] = self.lai_hv_static * phen
             out["leaf_area_index_low_vegetation"] = self.lai_lv_static * phen
         if "10m_u_component_of_wind" in variables:
-            u = np.broadcast_to(self.u_base + (0.6 * self.sphi * season).astype(np.float32), self.shape).copy()
+            u = np.broadcast_to(
+                self.u_base + (0.6 * self.sphi * season).astype(np.float32), self.shape
+            ).copy()
             u += self.amp_u * weather(4, 0, 2)
             out["10m_u_component_of_wind"] = u
         if "10m_v_component_of_wind" in variables:
             alat = np.abs(la)
-            col = (-3.5 * np.tanh((la - itcz) / 8.0) * np.exp(-(((alat - 12) / 12) ** 2))).astype(np.float32)
+            col = (-3.5 * np.tanh((la - itcz) / 8.0) * np.exp(-(((alat - 12) / 12) ** 2))).astype(
+                np.float32
+            )
             v = col * self.v_land
             v += self.amp_v * weather(5, 1, 3)
             out["10m_v_component_of_wind"] = v

@@ -23,6 +23,7 @@ import numcodecs
 import numpy as np
 import pandas as pd
 import zarr
+import zarr.codecs
 
 from carbonsink.drivers import SOURCE_VARIABLES
 from carbonsink.errors import ConfigError
@@ -100,7 +101,8 @@ class SampleSpec:
         unknown = [v for v in self.variables if v not in SAMPLE_VARIABLES]
         if unknown:
             raise ConfigError(
-                f"sample-data cannot generate {', '.join(unknown)}; choose from {', '.join(SAMPLE_VARIABLES)}"
+                f"sample-data cannot generate {', '.join(unknown)}; choose from "
+                f"{', '.join(SAMPLE_VARIABLES)}"
             )
         if self.zarr_format not in (2, 3):
             raise ConfigError(f"zarr format {self.zarr_format} is not 2 or 3")
@@ -207,7 +209,9 @@ def sample_land_fraction(spec: SampleSpec) -> np.ndarray:
     )
 
 
-def create_template(url: str, spec: SampleSpec, storage: StorageOptions | None = None, *, overwrite: bool = False) -> None:
+def create_template(
+    url: str, spec: SampleSpec, storage: StorageOptions | None = None, *, overwrite: bool = False
+) -> None:
     """Write the store's metadata, coordinates and consolidated metadata (no data)."""
     loc = parse_location(url)
     store = zarr_store(loc, storage or StorageOptions(), read_only=False)
@@ -218,15 +222,28 @@ def create_template(url: str, spec: SampleSpec, storage: StorageOptions | None =
     except (FileNotFoundError, zarr.errors.GroupNotFoundError, KeyError):
         exists = False
     if exists and not overwrite:
-        raise ConfigError(f"{loc.url} already holds a Zarr store; pass --overwrite or choose another --out")
-    root = zarr.open_group(store, mode="w", zarr_format=fmt)
+        raise ConfigError(
+            f"{loc.url} already holds a Zarr store; pass --overwrite or choose another --out"
+        )
+    root = zarr.open_group(store, mode="w", zarr_format=2 if fmt == 2 else 3)
     root.attrs.update(spec.root_attrs())
 
-    def array(name: str, data: np.ndarray | None, shape: tuple[int, ...], chunks: tuple[int, ...], dtype: str, dims: tuple[str, ...], attrs: dict, fill: Any) -> zarr.Array:
+    def array(
+        name: str,
+        data: np.ndarray | None,
+        shape: tuple[int, ...],
+        chunks: tuple[int, ...],
+        dtype: str,
+        dims: tuple[str, ...],
+        attrs: dict,
+        fill: Any,
+    ) -> zarr.Array:
         kw: dict[str, Any] = {"compressors": _compressor(fmt)}
         if fmt == 3:
             kw["dimension_names"] = dims
-        arr = root.create_array(name, shape=shape, chunks=chunks, dtype=dtype, fill_value=fill, **kw)
+        arr = root.create_array(
+            name, shape=shape, chunks=chunks, dtype=dtype, fill_value=fill, **kw
+        )
         a = dict(attrs)
         if fmt == 2:
             a["_ARRAY_DIMENSIONS"] = list(dims)
@@ -242,10 +259,21 @@ def create_template(url: str, spec: SampleSpec, storage: StorageOptions | None =
         {"units": "hours since 1900-01-01", "calendar": "proleptic_gregorian", "long_name": "time"},
         None,
     )  # fmt: skip
-    array("latitude", spec.latitude.astype(np.float32), (ny,), (ny,), "float32", ("latitude",),
-          {"units": "degrees_north", "long_name": "latitude", "standard_name": "latitude"}, None)  # fmt: skip
-    array("longitude", spec.longitude.astype(np.float32), (nx,), (nx,), "float32", ("longitude",),
-          {"units": "degrees_east", "long_name": "longitude", "standard_name": "longitude"}, None)  # fmt: skip
+    for name, values, units in (
+        ("latitude", spec.latitude, "degrees_north"),
+        ("longitude", spec.longitude, "degrees_east"),
+    ):
+        attrs = {"units": units, "long_name": name, "standard_name": name}
+        array(
+            name,
+            values.astype(np.float32),
+            values.shape,
+            values.shape,
+            "float32",
+            (name,),
+            attrs,
+            None,
+        )
     for name in spec.variables:
         array(name, None, (nt, ny, nx), (1, ny, nx), "float32", ("time", "latitude", "longitude"),
               _var_attrs(name, spec), float("nan"))  # fmt: skip
@@ -256,7 +284,13 @@ def create_template(url: str, spec: SampleSpec, storage: StorageOptions | None =
         zarr.consolidate_metadata(store)
 
 
-def write_block(url: str, spec: SampleSpec, block: slice, land: np.ndarray, storage: StorageOptions | None = None) -> int:
+def write_block(
+    url: str,
+    spec: SampleSpec,
+    block: slice,
+    land: np.ndarray,
+    storage: StorageOptions | None = None,
+) -> int:
     """Generate and write the time steps ``block`` of every variable; returns steps written.
 
     Steps are generated one at a time and written in runs of consecutive steps of at most

@@ -17,7 +17,7 @@ import xarray as xr
 import zarr
 import zarr.storage
 
-from carbonsink.errors import SourceError, SourceUnreachableError
+from carbonsink.errors import SourceError, SourceUnreachableError, brief
 from carbonsink.sources.base import SourceSelection
 from carbonsink.sources.common import ValidRange, select_window, valid_range_from_attrs
 from carbonsink.storage import Location, StorageOptions, fsspec_options, parse_location
@@ -48,12 +48,9 @@ def zarr_store(loc: Location, storage: StorageOptions, *, read_only: bool = True
 
 def describe_open_error(url: str, exc: BaseException) -> str:
     """One line for an exception raised while opening a store."""
-    text = " ".join(str(exc).split()) or type(exc).__name__
-    if len(text) > 160:
-        text = text[:157] + "..."
     return (
-        f"cannot open {url}: {type(exc).__name__}: {text}; check the URL, the endpoint and "
-        "the credentials (or --anonymous for public buckets)"
+        f"cannot open {url}: {brief(exc)}; check the URL, the endpoint and the credentials "
+        "(or --anonymous for public buckets)"
     )
 
 
@@ -114,9 +111,7 @@ class ArcoEra5Source:
 
     def select(self, variables: list[str], window: MonthWindow) -> SourceSelection:
         """Validate and lazily select ``variables`` for the months of ``window``."""
-        sel = select_window(
-            self.dataset, variables, window, url=self.url, valid=self.valid_range
-        )
+        sel = select_window(self.dataset, variables, window, url=self.url, valid=self.valid_range)
         for key in ("valid_time_stop", "valid_time_stop_era5t", "last_updated"):
             if key in self.dataset.attrs:
                 sel.attrs[f"source_{key}"] = str(self.dataset.attrs[key])

@@ -39,7 +39,7 @@ class TimeSemantics:
     """
 
     kind: TimeKind
-    step: pd.Timedelta | pd.DateOffset
+    step: pd.Timedelta | pd.offsets.BaseOffset
 
     def interval_midpoints(self, stamps: np.ndarray) -> pd.DatetimeIndex:
         """Middle of the interval each stamp stands for; it decides the month it belongs to."""

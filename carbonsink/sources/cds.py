@@ -27,7 +27,7 @@ import numpy as np
 import xarray as xr
 
 from carbonsink.drivers import SOURCE_VARIABLES
-from carbonsink.errors import SourceError, SourceUnreachableError
+from carbonsink.errors import SourceError, SourceUnreachableError, brief
 from carbonsink.sources.base import SourceSelection
 from carbonsink.sources.common import select_window
 from carbonsink.storage import StorageOptions, parse_location
@@ -77,8 +77,7 @@ def _arco_table() -> list[dict[str, str]]:
     return [
         r
         for r in rows
-        if r["dataset_section"].startswith("0.25\N{DEGREE SIGN}")
-        and "_sl_" in r["config"]
+        if r["dataset_section"].startswith("0.25\N{DEGREE SIGN}") and "_sl_" in r["config"]
     ]
 
 
@@ -179,7 +178,9 @@ class CdsEra5Source:
                 "or convert them to an ARCO-style Zarr store"
             )
         self.url = loc.url
-        self.paths = sorted(glob.glob(loc.path)) if any(c in loc.path for c in "*?[") else [loc.path]
+        self.paths = (
+            sorted(glob.glob(loc.path)) if any(c in loc.path for c in "*?[") else [loc.path]
+        )
         self.storage = storage or StorageOptions()
 
     def _open_one(self, path: str) -> xr.Dataset:
@@ -200,8 +201,7 @@ class CdsEra5Source:
             raise
         except Exception as exc:
             raise SourceUnreachableError(
-                f"cannot read {path} as ERA5 GRIB/NetCDF: {type(exc).__name__}: "
-                f"{' '.join(str(exc).split())[:160]}; check the file"
+                f"cannot read {path} as ERA5 GRIB/NetCDF: {brief(exc)}; check the file"
             ) from None
 
     @cached_property

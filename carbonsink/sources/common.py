@@ -53,7 +53,7 @@ def valid_range_from_attrs(attrs: dict, *, url: str) -> ValidRange | None:
     try:
         start = pd.Timestamp(attrs["valid_time_start"])
         stop = pd.Timestamp(attrs.get("valid_time_stop", attrs["valid_time_start"]))
-        stop_t = pd.Timestamp(attrs.get("valid_time_stop_era5t", attrs.get("valid_time_stop")))
+        stop_t = pd.Timestamp(attrs.get("valid_time_stop_era5t", str(stop.date())))
     except (ValueError, TypeError) as exc:
         raise SourceError(
             f"source {url} has unreadable valid_time_* attributes ({exc}); "
@@ -127,7 +127,7 @@ def normalise_horizontal(ds: xr.Dataset, *, url: str) -> xr.Dataset:
     return ds
 
 
-def detect_step(times: np.ndarray, *, url: str) -> pd.Timedelta | pd.DateOffset:
+def detect_step(times: np.ndarray, *, url: str) -> pd.Timedelta | pd.offsets.BaseOffset:
     """The time step of a store: a fixed Timedelta (1h, 6h, 1D) or month starts."""
     t = pd.DatetimeIndex(times[: min(times.size, 2000)])
     if t.size < 2:
@@ -147,7 +147,9 @@ def detect_step(times: np.ndarray, *, url: str) -> pd.Timedelta | pd.DateOffset:
     return pd.Timedelta(seconds=int(np.median(diffs)))
 
 
-def semantics_for(name: str, da: xr.DataArray, step: pd.Timedelta | pd.DateOffset) -> TimeSemantics:
+def semantics_for(
+    name: str, da: xr.DataArray, step: pd.Timedelta | pd.offsets.BaseOffset
+) -> TimeSemantics:
     """Decide how the stamps of one variable are read.
 
     A ``cell_methods`` attribute with ``time: mean`` marks means over the step starting at
@@ -165,7 +167,7 @@ def semantics_for(name: str, da: xr.DataArray, step: pd.Timedelta | pd.DateOffse
 
 def _expected_stamps(
     sem: TimeSemantics,
-    store_step: pd.Timedelta | pd.DateOffset,
+    store_step: pd.Timedelta | pd.offsets.BaseOffset,
     phase: pd.Timestamp,
     window: MonthWindow,
 ) -> pd.DatetimeIndex:
@@ -178,8 +180,7 @@ def _expected_stamps(
         # Stamps of the store lie on phase + k * step.
         k0 = int(np.floor((lo - phase) / store_step))
         k1 = int(np.ceil((hi - phase) / store_step))
-        grid = phase + store_step * np.arange(k0, k1 + 1)
-        grid = pd.DatetimeIndex(grid)
+        grid = pd.DatetimeIndex([phase + store_step * k for k in range(k0, k1 + 1)])
     labels = sem.interval_midpoints(grid.values).to_period("M")
     keep = (labels >= window.start) & (labels <= window.end)
     return grid[keep]
@@ -211,9 +212,9 @@ def select_window(
     missing = [v for v in variables if v not in ds.data_vars]
     if missing:
         names = sorted(map(str, ds.data_vars))
-        have = ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
+        listed = ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
         raise SourceError(
-            f"source {url} lacks variable(s) {', '.join(missing)} (it has {have}); "
+            f"source {url} lacks variable(s) {', '.join(missing)} (it has {listed}); "
             "use a store that has them or select fewer drivers with --drivers"
         )
     if "time" not in ds.coords:
@@ -259,7 +260,9 @@ def select_window(
         raise SourceError(
             f"time of {url} has duplicate stamps (first at {at}); drop the duplicates"
         )
-    if (d < 0).any() or not np.all(np.diff(tvals[[0, i0, max(i1 - 1, 0), -1]].astype(np.int64)) >= 0):
+    if (d < 0).any() or not np.all(
+        np.diff(tvals[[0, i0, max(i1 - 1, 0), -1]].astype(np.int64)) >= 0
+    ):
         raise SourceError(f"time of {url} is not in increasing order; sort the store by time")
     if local.size == 0:
         raise SourceError(f"source {url} holds no time steps in {window}; check the window")
@@ -294,10 +297,10 @@ def select_window(
         ):
             absent = absent[:0]
         if absent.size:
-            first = absent[0]
             raise SourceError(
                 f"variable {name!r} of {url} misses {absent.size} time step(s) in {window} "
-                f"(first {first}); the months must be complete: fill the gap or shorten the window"
+                f"(first {absent[0]}); the months must be complete: fill the gap or shorten "
+                "the window"
             )
         extra_stamps = have.difference(expected)
         if extra_stamps.size:
@@ -309,7 +312,9 @@ def select_window(
         semantics[name] = sem
 
     era5t = [
-        m for m in window.months if m.end_time.ceil("h") > valid.stop and valid.stop < valid.stop_era5t
+        m
+        for m in window.months
+        if m.end_time.ceil("h") > valid.stop and valid.stop < valid.stop_era5t
     ]
     lsm = None
     if LAND_SEA_MASK in ds.data_vars:

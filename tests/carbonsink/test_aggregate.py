@@ -34,7 +34,10 @@ def _inputs(rng, nt, shape, nan_sst=True):
     return {k: v.astype(np.float32) for k, v in x.items()}
 
 
-DRIVER_SET = [DRIVERS[n] for n in ("t2m", "d2m", "pr", "u10", "sst", "vpd", "wind_speed", "wind_speed_squared")]
+DRIVER_SET = [
+    DRIVERS[n]
+    for n in ("t2m", "d2m", "pr", "u10", "sst", "vpd", "wind_speed", "wind_speed_squared")
+]
 
 
 @settings(max_examples=15, deadline=None)
@@ -48,10 +51,15 @@ def test_kernels_match_xarray_definitions(seed, nt, block):
     def read(name, a, b):
         return inputs[name][a:b], UNITS[name]
 
-    acc = accumulate(read, {v: (0, nt) for v in inputs}, DRIVER_SET, shape, max_block_bytes=block * step)
+    acc = accumulate(
+        read, {v: (0, nt) for v in inputs}, DRIVER_SET, shape, max_block_bytes=block * step
+    )
     means = acc.means()
     for i, d in enumerate(DRIVER_SET):
-        das = {v: xr.DataArray(inputs[v], dims=("time", "y", "x"), attrs={"units": UNITS[v]}) for v in d.inputs}
+        das = {
+            v: xr.DataArray(inputs[v], dims=("time", "y", "x"), attrs={"units": UNITS[v]})
+            for v in d.inputs
+        }
         ref = compute_driver(d, das).astype("f8").mean("time", skipna=d.nan_allowed).values
         # VPD is computed in float32: es(T) - es(Td) cancels to ~1e-6 of es (~0.01 Pa).
         atol = 1e-2 if d.kernel == "vpd" else 1e-9
@@ -82,7 +90,10 @@ def test_nan_in_a_field_defined_everywhere_propagates():
     t = np.full((4, 2, 2), 280.0, np.float32)
     t[2, 0, 0] = np.nan
     acc = MonthAccumulator([DRIVERS["t2m"], DRIVERS["vpd"]], (2, 2))
-    acc.add({"2m_temperature": t, "2m_dewpoint_temperature": t - 2}, {"2m_temperature": "K", "2m_dewpoint_temperature": "K"})
+    acc.add(
+        {"2m_temperature": t, "2m_dewpoint_temperature": t - 2},
+        {"2m_temperature": "K", "2m_dewpoint_temperature": "K"},
+    )
     m = acc.means()
     assert np.isnan(m[0, 0, 0]) and np.isnan(m[1, 0, 0]) and np.isfinite(m[:, 1, 1]).all()
 

@@ -14,13 +14,20 @@ def test_defaults():
 
 def test_precedence(tmp_path, monkeypatch):
     cfg = tmp_path / "c.yaml"
-    cfg.write_text("grid:\n  resolution: 1.0\n  tile_lat: 90\ndask:\n  n_workers: 3\nlake: from-yaml\n")
+    cfg.write_text(
+        "grid:\n  resolution: 1.0\n  tile_lat: 90\ndask:\n  n_workers: 3\nlake: from-yaml\n"
+    )
     s = load_settings(cfg)
     assert s.grid.resolution == 1.0 and s.grid.tile_lat == 90 and s.lake == "from-yaml"
     monkeypatch.setenv("CARBONSINK_GRID__RESOLUTION", "0.5")
     monkeypatch.setenv("CARBONSINK_LAKE", "from-env")
     s = load_settings(cfg)
-    assert s.grid.resolution == 0.5 and s.grid.tile_lat == 90 and s.dask.n_workers == 3 and s.lake == "from-env"
+    assert (
+        s.grid.resolution == 0.5
+        and s.grid.tile_lat == 90
+        and s.dask.n_workers == 3
+        and s.lake == "from-env"
+    )
     s = load_settings(cfg, grid={"resolution": 0.25}, lake=None)
     assert s.grid.resolution == 0.25 and s.lake == "from-env" and s.grid.tile_lat == 90
     monkeypatch.setenv("CARBONSINK_CONFIG", str(cfg))
@@ -47,7 +54,7 @@ def test_invalid_values_give_one_line(overrides, match):
 def test_short_baseline_and_missing_file(tmp_path):
     s = load_settings(ingest={"baseline_start": "2015-01", "baseline_end": "2015-06"})
     with pytest.raises(ConfigError, match="needs every calendar month"):
-        s.ingest.baseline
+        _ = s.ingest.baseline
     with pytest.raises(ConfigError, match="does not exist"):
         load_settings(tmp_path / "missing.yaml")
     bad = tmp_path / "bad.yaml"

@@ -35,7 +35,9 @@ def test_accumulations_become_rates():
     assert pr.values[0] == pytest.approx(1e-3)  # kg m-2 s-1
     assert pr.attrs["units"] == "kg m-2 s-1" and pr.attrs["standard_name"] == "precipitation_flux"
     ssrd = xr.DataArray(np.array([3.6e6]), attrs={"units": "J m**-2"})
-    assert compute_driver(DRIVERS["rsds"], {"surface_solar_radiation_downwards": ssrd}).values[0] == pytest.approx(1000.0)
+    assert compute_driver(DRIVERS["rsds"], {"surface_solar_radiation_downwards": ssrd}).values[
+        0
+    ] == pytest.approx(1000.0)
 
 
 def test_unit_spellings_and_conversions():
@@ -43,7 +45,9 @@ def test_unit_spellings_and_conversions():
     t = xr.DataArray(np.array([0.0]), attrs={"units": "degC"})
     assert to_expected_units(t, "K", variable="x").values[0] == pytest.approx(273.15)
     with pytest.raises(SourceError, match=r"units 'furlongs'.*expects 'K'"):
-        to_expected_units(xr.DataArray([1.0], attrs={"units": "furlongs"}), "K", variable="2m_temperature")
+        to_expected_units(
+            xr.DataArray([1.0], attrs={"units": "furlongs"}), "K", variable="2m_temperature"
+        )
     with pytest.raises(SourceError, match="no units attribute"):
         to_expected_units(xr.DataArray([1.0]), "K", variable="x")
 

@@ -3,7 +3,6 @@
 import numpy as np
 import pandas as pd
 import pytest
-import xarray as xr
 
 from carbonsink.drivers import DRIVERS, compute_driver, resolve_drivers
 from carbonsink.errors import SourceError
@@ -46,7 +45,13 @@ def test_monthly_means_equal_the_hourly_definitions(june):
             times = slice("2015-06-01T00", "2015-06-30T23")
         inputs = {v: ds[v].sel(time=times) for v in d.inputs}
         ref = compute_driver(d, inputs).astype("f8").mean("time", skipna=d.nan_allowed)
-        np.testing.assert_allclose(got[d.name].isel(time=0).values, ref.values, rtol=3e-6, atol=0.02 if d.name == "vpd" else 1e-9, equal_nan=True)
+        np.testing.assert_allclose(
+            got[d.name].isel(time=0).values,
+            ref.values,
+            rtol=3e-6,
+            atol=0.02 if d.name == "vpd" else 1e-9,
+            equal_nan=True,
+        )
     assert got["time"].values[0] == np.datetime64("2015-06-01")
 
 
@@ -101,7 +106,9 @@ def test_climatology_and_anomaly_primitives():
     stack = np.array([[[1.0, np.nan]], [[3.0, np.nan]]], np.float32)
     np.testing.assert_array_equal(climatology_of(stack, nan_allowed=True), [[2.0, np.nan]])
     assert np.isnan(climatology_of(stack, nan_allowed=False)[0, 1])
-    np.testing.assert_array_equal(anomaly_of(np.array([[4.0, 1.0]]), np.array([[2.0, np.nan]])), [[2.0, np.nan]])
+    np.testing.assert_array_equal(
+        anomaly_of(np.array([[4.0, 1.0]]), np.array([[2.0, np.nan]])), [[2.0, np.nan]]
+    )
 
 
 @pytest.mark.parametrize(
@@ -115,4 +122,6 @@ def test_climatology_and_anomaly_primitives():
 def test_implausible_fields_are_refused(name, values, match):
     with pytest.raises(SourceError, match=match):
         check_driver_field(DRIVERS[name], "2015-06", values)
-    check_driver_field(DRIVERS["sst"], "2015-06", np.array([[290.0, np.nan]]))  # NaN is fine on land
+    check_driver_field(
+        DRIVERS["sst"], "2015-06", np.array([[290.0, np.nan]])
+    )  # NaN is fine on land

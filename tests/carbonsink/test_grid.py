@@ -34,14 +34,17 @@ def test_coords_dataset_is_cf():
 
 @pytest.mark.parametrize("bad", [0.7, 0.0, -1.0, 7.0, 200.0])
 def test_bad_resolution_is_refused_with_fix(bad):
-    with pytest.raises(ConfigError, match="0.25, 0.5 or 1"):
+    with pytest.raises(ConfigError, match=r"0.25, 0.5 or 1"):
         ModelGrid(bad)
 
 
 def test_tiling_clamps_and_checks():
-    assert ModelGrid(0.25).tiling(180, 360).nlat == 180
+    t = ModelGrid(0.25).tiling(180, 360)
+    assert (t.nlat, t.nlon, t.chunk_lat, t.chunk_lon) == (180, 360, 360, 720)  # 2 x 2 tiles
     t = ModelGrid(5.0).tiling(180, 360)
-    assert (t.nlat, t.nlon) == (36, 72)
+    assert (t.nlat, t.nlon, t.chunk_lat, t.chunk_lon) == (36, 72, 36, 72)  # clamped, one tile
+    t = ModelGrid(1.0).tiling(60, 120, tiles_per_chunk=2)
+    assert (t.chunk_lat, t.chunk_lon) == (60, 120)  # 2 tiles divide neither 180 nor 360
     with pytest.raises(ConfigError, match="does not divide"):
         ModelGrid(0.25).tiling(100, 360)
 

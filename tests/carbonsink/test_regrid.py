@@ -13,7 +13,27 @@ from carbonsink.grid import ModelGrid, point_grid_bounds
 from carbonsink.regrid import ConservativeRegridder, axis_overlaps, global_integral
 
 # Resolutions of regular global grids between 0.1 and 5 degrees that divide 180.
-RESOLUTIONS = [0.1, 0.2, 0.25, 0.3, 0.4, 0.5, 0.6, 0.75, 0.9, 1.0, 1.2, 1.5, 1.8, 2.0, 2.5, 3.0, 4.0, 4.5, 5.0]
+RESOLUTIONS = [
+    0.1,
+    0.2,
+    0.25,
+    0.3,
+    0.4,
+    0.5,
+    0.6,
+    0.75,
+    0.9,
+    1.0,
+    1.2,
+    1.5,
+    1.8,
+    2.0,
+    2.5,
+    3.0,
+    4.0,
+    4.5,
+    5.0,
+]
 PROPS = settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
@@ -32,7 +52,9 @@ def grid_pairs(draw):
 
 
 @PROPS
-@given(pair=grid_pairs(), seed=st.integers(0, 2**31 - 1), lon0=st.sampled_from([-180.0, 0.0, -97.5]))
+@given(
+    pair=grid_pairs(), seed=st.integers(0, 2**31 - 1), lon0=st.sampled_from([-180.0, 0.0, -97.5])
+)
 def test_global_integral_is_conserved(pair, seed, lon0):
     src_res, dst_res = pair
     src, dst = ModelGrid(src_res), ModelGrid(dst_res)
@@ -49,7 +71,11 @@ def test_global_integral_is_conserved(pair, seed, lon0):
 
 
 @PROPS
-@given(res=st.sampled_from([0.25, 0.5, 1.0, 2.5, 5.0]), dst=st.sampled_from(RESOLUTIONS), value=st.floats(-1e6, 1e6, allow_nan=False))
+@given(
+    res=st.sampled_from([0.25, 0.5, 1.0, 2.5, 5.0]),
+    dst=st.sampled_from(RESOLUTIONS),
+    value=st.floats(-1e6, 1e6, allow_nan=False),
+)
 def test_constant_field_stays_constant(res, dst, value):
     lat, lon = era5_like(res)
     r = ConservativeRegridder.from_points(lat, lon, ModelGrid(dst))
@@ -77,19 +103,25 @@ def test_era5_half_polar_cells_conserve(seed, res):
 
 
 @PROPS
-@given(seed=st.integers(0, 2**31 - 1), threshold=st.floats(0.05, 1.0), nan_share=st.floats(0.0, 0.9))
+@given(
+    seed=st.integers(0, 2**31 - 1), threshold=st.floats(0.05, 1.0), nan_share=st.floats(0.0, 0.9)
+)
 def test_nan_handling_follows_threshold(seed, threshold, nan_share):
     src, dst = ModelGrid(1.0), ModelGrid(4.0)
     rng = np.random.default_rng(seed)
     x = rng.normal(size=src.shape)
     x[rng.random(src.shape) < nan_share] = np.nan
-    r = ConservativeRegridder(src.lat_bounds, src.lon_bounds, dst.lat_bounds, dst.lon_bounds, min_valid_fraction=threshold)
+    r = ConservativeRegridder(
+        src.lat_bounds, src.lon_bounds, dst.lat_bounds, dst.lon_bounds, min_valid_fraction=threshold
+    )
     y = r.apply(x)
     # Reference: per destination cell, the valid share of its area and the weighted mean.
     area = src.cell_area.reshape(45, 4, 90, 4)
     valid = ~np.isnan(x.reshape(45, 4, 90, 4))
     share = (area * valid).sum(axis=(1, 3)) / area.sum(axis=(1, 3))
-    mean = np.nansum((area * np.nan_to_num(x.reshape(45, 4, 90, 4))), axis=(1, 3)) / np.maximum((area * valid).sum(axis=(1, 3)), 1e-300)
+    mean = np.nansum((area * np.nan_to_num(x.reshape(45, 4, 90, 4))), axis=(1, 3)) / np.maximum(
+        (area * valid).sum(axis=(1, 3)), 1e-300
+    )
     keep = share >= threshold - 1e-12
     assert np.array_equal(~np.isnan(y), keep & (share > 0))
     np.testing.assert_allclose(y[keep], mean[keep], rtol=1e-10, atol=1e-12)
@@ -102,10 +134,14 @@ def test_longitude_wrap(seed, res):
     src = ModelGrid(res)
     x = np.random.default_rng(seed).normal(size=src.shape)
     dst = ModelGrid(5.0)
-    a = ConservativeRegridder(src.lat_bounds, src.lon_bounds, dst.lat_bounds, dst.lon_bounds).apply(x)
+    a = ConservativeRegridder(src.lat_bounds, src.lon_bounds, dst.lat_bounds, dst.lon_bounds).apply(
+        x
+    )
     half = src.nlon // 2
     rolled = np.roll(x, -half, axis=1)  # column 0 now starts at 0 deg
-    b = ConservativeRegridder(src.lat_bounds, src.lon_bounds + 180.0, dst.lat_bounds, dst.lon_bounds).apply(rolled)
+    b = ConservativeRegridder(
+        src.lat_bounds, src.lon_bounds + 180.0, dst.lat_bounds, dst.lon_bounds
+    ).apply(rolled)
     np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12)
 
 
@@ -114,7 +150,9 @@ def test_nested_grid_is_exact_area_mean():
     x = np.random.default_rng(0).normal(size=src.shape) + 280
     a = src.cell_area.reshape(90, 2, 180, 2)
     expected = (x.reshape(90, 2, 180, 2) * a).sum(axis=(1, 3)) / a.sum(axis=(1, 3))
-    y = ConservativeRegridder(src.lat_bounds, src.lon_bounds, dst.lat_bounds, dst.lon_bounds).apply(x)
+    y = ConservativeRegridder(src.lat_bounds, src.lon_bounds, dst.lat_bounds, dst.lon_bounds).apply(
+        x
+    )
     np.testing.assert_allclose(y, expected, rtol=1e-13)
 
 
@@ -147,7 +185,9 @@ def test_axis_overlaps_rejects_overlapping_cells():
 def test_bad_shape_and_threshold():
     g = ModelGrid(5.0)
     with pytest.raises(ConfigError, match="min_valid_fraction"):
-        ConservativeRegridder(g.lat_bounds, g.lon_bounds, g.lat_bounds, g.lon_bounds, min_valid_fraction=0)
+        ConservativeRegridder(
+            g.lat_bounds, g.lon_bounds, g.lat_bounds, g.lon_bounds, min_valid_fraction=0
+        )
     r = ConservativeRegridder(g.lat_bounds, g.lon_bounds, g.lat_bounds, g.lon_bounds)
     with pytest.raises(ConfigError, match="source grid shape"):
         r.apply(np.zeros((3, 4)))
@@ -170,7 +210,12 @@ def test_xarray_api_is_lazy_and_keeps_attrs():
 
 def _smooth(lat, lon):
     la, lo = np.meshgrid(np.deg2rad(lat), np.deg2rad(lon), indexing="ij")
-    return 280 + 25 * np.cos(la) ** 2 + 5 * np.sin(3 * lo) * np.cos(la) + 3 * np.sin(2 * la) * np.cos(lo)
+    return (
+        280
+        + 25 * np.cos(la) ** 2
+        + 5 * np.sin(3 * lo) * np.cos(la)
+        + 3 * np.sin(2 * la) * np.cos(lo)
+    )
 
 
 @pytest.mark.parametrize("src_res,dst_res", [(0.25, 1.0), (0.5, 1.0), (1.0, 5.0), (0.5, 2.5)])
@@ -180,10 +225,18 @@ def test_agrees_with_xarray_regrid_on_nested_grids(src_res, dst_res):
     pytest.importorskip("xarray_regrid")
     src, dst = ModelGrid(src_res), ModelGrid(dst_res)
     x = _smooth(src.lat, src.lon) + np.random.default_rng(0).normal(size=src.shape)
-    da = xr.DataArray(x, dims=("latitude", "longitude"), coords={"latitude": src.lat, "longitude": src.lon})
+    da = xr.DataArray(
+        x, dims=("latitude", "longitude"), coords={"latitude": src.lat, "longitude": src.lon}
+    )
     target = xr.Dataset(coords={"latitude": dst.lat, "longitude": dst.lon})
-    theirs = da.regrid.conservative(target, latitude_coord="latitude").transpose("latitude", "longitude").values
-    ours = ConservativeRegridder(src.lat_bounds, src.lon_bounds, dst.lat_bounds, dst.lon_bounds).apply(x)
+    theirs = (
+        da.regrid.conservative(target, latitude_coord="latitude")
+        .transpose("latitude", "longitude")
+        .values
+    )
+    ours = ConservativeRegridder(
+        src.lat_bounds, src.lon_bounds, dst.lat_bounds, dst.lon_bounds
+    ).apply(x)
     inner = slice(1, -1)
     rel = np.abs(ours[inner] - theirs[inner]) / np.abs(theirs[inner])
     assert np.nanmax(rel) < 1e-5
@@ -200,7 +253,11 @@ def test_agrees_with_xarray_regrid_on_the_era5_grid(dst_res):
     da = xr.DataArray(x, dims=("latitude", "longitude"), coords={"latitude": lat, "longitude": lon})
     dst = ModelGrid(dst_res)
     target = xr.Dataset(coords={"latitude": dst.lat, "longitude": dst.lon})
-    theirs = da.regrid.conservative(target, latitude_coord="latitude").transpose("latitude", "longitude").values
+    theirs = (
+        da.regrid.conservative(target, latitude_coord="latitude")
+        .transpose("latitude", "longitude")
+        .values
+    )
     ours = ConservativeRegridder.from_points(lat, lon, dst).apply(x)
     rel = np.abs(ours - theirs) / np.abs(theirs)
     band = np.abs(dst.lat) < 85

@@ -26,7 +26,11 @@ def test_existing_scheduler_by_address(dask_client):
 def test_unreachable_scheduler_is_a_clear_error(monkeypatch):
     monkeypatch.setattr(cluster_dask, "CONNECT_TIMEOUT_S", 2)
     t = time.monotonic()
-    with pytest.raises(ConfigError, match="cannot connect to the Dask scheduler at tcp://127.0.0.1:9"):
-        with cluster_dask.dask_client(DaskSettings(address="tcp://127.0.0.1:9")):
-            pass
+    with (
+        pytest.raises(
+            ConfigError, match=r"cannot connect to the Dask scheduler at tcp://127.0.0.1:9"
+        ),
+        cluster_dask.dask_client(DaskSettings(address="tcp://127.0.0.1:9")),
+    ):
+        pass
     assert time.monotonic() - t < 30

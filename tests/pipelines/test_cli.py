@@ -45,12 +45,18 @@ def small(monkeypatch, dask_client):
 
 
 def test_help_for_newcomers():
-    r = subprocess.run([sys.executable, "-m", "pipelines.cli", "--help"], capture_output=True, text=True)
+    r = subprocess.run(
+        [sys.executable, "-m", "pipelines.cli", "--help"], capture_output=True, text=True
+    )
     assert r.returncode == 0
     for cmd in ("run", "ingest", "sample-data"):
         assert cmd in r.stdout
-    r = subprocess.run([sys.executable, "-m", "pipelines.cli", "ingest", "--help"], capture_output=True, text=True)
-    assert "CARBONSINK_SOURCE" in r.stdout and "--dask-address" in r.stdout and "Example" in r.stdout
+    r = subprocess.run(
+        [sys.executable, "-m", "pipelines.cli", "ingest", "--help"], capture_output=True, text=True
+    )
+    assert (
+        "CARBONSINK_SOURCE" in r.stdout and "--dask-address" in r.stdout and "Example" in r.stdout
+    )
 
 
 def test_version(capsys):
@@ -69,8 +75,13 @@ def test_sample_data_then_ingest(tmp_path, capsys, small):
 
 
 def test_run_prints_its_outputs(tmp_path, capsys, small, monkeypatch):
-    for k, v in {"CARBONSINK_SAMPLE__RESOLUTION": "10", "CARBONSINK_SAMPLE__START": "2015-01",
-                 "CARBONSINK_SAMPLE__END": "2015-12", "CARBONSINK_GRID__RESOLUTION": "10"}.items():  # fmt: skip
+    small_sample = {
+        "CARBONSINK_SAMPLE__RESOLUTION": "10",
+        "CARBONSINK_SAMPLE__START": "2015-01",
+        "CARBONSINK_SAMPLE__END": "2015-12",
+        "CARBONSINK_GRID__RESOLUTION": "10",
+    }
+    for k, v in small_sample.items():
         monkeypatch.setenv(k, v)
     out = cli_ok(["run", "--out", str(tmp_path / "out")], capsys)
     lines = dict(line.split(":", 1) for line in out.strip().splitlines())
@@ -110,21 +121,56 @@ def _break(store, how):
         ("non-monotonic longitude", [], "longitude of"),
         ("time gap", [], "misses 1 time step"),
         ("duplicate time", [], "duplicate stamps"),
-        ("window outside", ["--start", "2031-01", "--end", "2031-02"], "outside the valid time range"),
-        ("unreachable", ["--source", "s3://nowhere/era5.zarr", "--source-endpoint-url", "http://127.0.0.1:9"], "cannot open s3://nowhere/era5.zarr"),
+        (
+            "window outside",
+            ["--start", "2031-01", "--end", "2031-02"],
+            "outside the valid time range",
+        ),
+        (
+            "unreachable",
+            ["--source", "s3://nowhere/era5.zarr", "--source-endpoint-url", "http://127.0.0.1:9"],
+            "cannot open s3://nowhere/era5.zarr",
+        ),
         ("missing path", ["--source", "/does/not/exist.zarr"], "cannot open"),
         ("bad grid", ["--grid", "0.7"], "grid.resolution"),
         ("bad month", ["--start", "2015-13"], "YYYY-MM"),
     ],
 )
-def test_bad_input_gives_one_line_and_leaves_the_lake(how, args, message, monthly_store, store_copy, tmp_path, capsys, small):
+def test_bad_input_gives_one_line_and_leaves_the_lake(
+    how, args, message, monthly_store, store_copy, tmp_path, capsys, small
+):
     lake = tmp_path / "lake"
     # A lake that already holds a year, so "unchanged" is checked on a real store.
-    cli_ok(["ingest", "--source", monthly_store, "--lake", str(lake), "--start", "2015-01", "--end", "2015-12", *SMALL_GRID], capsys)
+    cli_ok(
+        [
+            "ingest",
+            "--source",
+            monthly_store,
+            "--lake",
+            str(lake),
+            "--start",
+            "2015-01",
+            "--end",
+            "2015-12",
+            *SMALL_GRID,
+        ],
+        capsys,
+    )
     before = Lake(str(lake)).open_repo("features").lookup_branch("main")
     source = store_copy(monthly_store)
     _break(source, how)
-    base = ["ingest", "--source", source, "--lake", str(lake), "--start", "2016-01", "--end", "2016-03", *SMALL_GRID]
+    base = [
+        "ingest",
+        "--source",
+        source,
+        "--lake",
+        str(lake),
+        "--start",
+        "2016-01",
+        "--end",
+        "2016-03",
+        *SMALL_GRID,
+    ]
     code, _, err = run_cli(base + args, capsys)
     assert code == 2, err
     lines = [line for line in err.strip().splitlines() if line.strip()]
@@ -137,8 +183,8 @@ def test_not_a_lake(tmp_path, monthly_store, capsys, small):
     other = tmp_path / "photos"
     other.mkdir()
     (other / "cat.jpg").write_bytes(b"\xff\xd8")
-    code, _, err = run_cli(["ingest", "--source", monthly_store, "--lake", str(other), "--start", "2015-01",
-                            "--end", "2015-01", *SMALL_GRID], capsys)  # fmt: skip
+    args = ["ingest", "--source", monthly_store, "--lake", str(other)]
+    code, _, err = run_cli([*args, "--start", "2015-01", "--end", "2015-01", *SMALL_GRID], capsys)
     assert code == 2 and "is not a carbonsink lake" in err
     assert sorted(p.name for p in other.iterdir()) == ["cat.jpg"]
 

@@ -21,7 +21,8 @@ from carbonsink.timeutil import MonthWindow
 from pipelines.ingest import run_ingest
 
 pytestmark = pytest.mark.integration
-GRID = {"resolution": 10.0, "tile_lat": 9, "tile_lon": 18}
+# One tile per chunk here, so that every field spans several chunks.
+GRID = {"resolution": 10.0, "tile_lat": 9, "tile_lon": 18, "chunk_tiles": 1}
 BASELINE = {"baseline_start": "2015-01", "baseline_end": "2015-12"}
 
 
@@ -47,7 +48,11 @@ def chunk_bytes(lake, month_index: int) -> dict[str, bytes]:
             for i in range(arr.cdata_shape[1]):
                 for j in range(arr.cdata_shape[2]):
                     key = f"{var}/c/{month_index}/{i}/{j}"
-                    buf = zarr.core.sync.sync(session.store.get(key, prototype=zarr.core.buffer.default_buffer_prototype()))
+                    buf = zarr.core.sync.sync(
+                        session.store.get(
+                            key, prototype=zarr.core.buffer.default_buffer_prototype()
+                        )
+                    )
                     out[key] = buf.to_bytes()
     return out
 
@@ -69,20 +74,33 @@ def test_end_to_end_values_and_metadata(full_lake, monthly_store):
     assert ds.sizes == {"time": 24, "lat": 18, "lon": 36, "month": 12, "bnds": 2}
     assert ds["t2m"].encoding["chunks"] == (1, 9, 18)  # one month x one tile per chunk
     # Values: the store's month equals the source's monthly field, regridded.
-    src = ArcoEra5Source(monthly_store).select(["2m_temperature"], MonthWindow.parse("2016-03", "2016-03"))
-    r = ConservativeRegridder.from_points(src.latitude, src.longitude, ModelGrid(10.0), min_valid_fraction=0.01)
+    src = ArcoEra5Source(monthly_store).select(
+        ["2m_temperature"], MonthWindow.parse("2016-03", "2016-03")
+    )
+    r = ConservativeRegridder.from_points(
+        src.latitude, src.longitude, ModelGrid(10.0), min_valid_fraction=0.01
+    )
     expected = r.apply(src.variables["2m_temperature"].isel(time=0).values)
     np.testing.assert_allclose(ds["t2m"].sel(time="2016-03").values[0], expected, rtol=1e-6)
     # Climatology over a one-year baseline is that year; anomalies are differences.
-    np.testing.assert_allclose(ds["t2m_clim"].sel(month=3).values, ds["t2m"].sel(time="2015-03").values[0])
+    np.testing.assert_allclose(
+        ds["t2m_clim"].sel(month=3).values, ds["t2m"].sel(time="2015-03").values[0]
+    )
     np.testing.assert_allclose(ds["t2m_anom"].sel(time="2015-03").values, 0.0, atol=1e-4)
     diff = ds["t2m"].sel(time="2016-03").values - ds["t2m"].sel(time="2015-03").values
     np.testing.assert_allclose(ds["t2m_anom"].sel(time="2016-03").values, diff, atol=1e-4)
     # CF metadata, bounds and areas.
-    assert ds["pr"].attrs["standard_name"] == "precipitation_flux" and ds["pr"].attrs["units"] == "kg m-2 s-1"
+    assert (
+        ds["pr"].attrs["standard_name"] == "precipitation_flux"
+        and ds["pr"].attrs["units"] == "kg m-2 s-1"
+    )
     assert ds["lat"].attrs["bounds"] == "lat_bounds" and ds["time"].attrs["standard_name"] == "time"
-    assert math.isclose(float(ds["cell_area"].sum()), 4 * math.pi * EARTH_RADIUS_M**2, rel_tol=1e-10)
-    assert 0.25 < float((ds["land_fraction"] * ds["cell_area"]).sum() / ds["cell_area"].sum()) < 0.33
+    assert math.isclose(
+        float(ds["cell_area"].sum()), 4 * math.pi * EARTH_RADIUS_M**2, rel_tol=1e-10
+    )
+    assert (
+        0.25 < float((ds["land_fraction"] * ds["cell_area"]).sum() / ds["cell_area"].sum()) < 0.33
+    )
     # Domains: SST over the ocean only, soil water over land only, t2m everywhere.
     month = ds.sel(time="2016-07")
     assert np.isfinite(month["t2m"]).all()
@@ -96,7 +114,9 @@ def test_end_to_end_values_and_metadata(full_lake, monthly_store):
         assert np.isfinite(month[name].values).any(), name
 
 
-def test_reingest_rewrites_identical_bytes_and_leaves_other_months(full_lake, dask_client, monthly_store, tmp_path):
+def test_reingest_rewrites_identical_bytes_and_leaves_other_months(
+    full_lake, dask_client, monthly_store, tmp_path
+):
     import shutil
 
     lake = tmp_path / "lake"
@@ -111,11 +131,18 @@ def test_reingest_rewrites_identical_bytes_and_leaves_other_months(full_lake, da
     assert chunk_bytes(lake, june) == before  # byte-identical rewrite
     repo = Lake(str(lake)).open_repo("features")
     changed = repo.diff(from_snapshot_id=first, to_snapshot_id=second).updated_chunks
-    touched = {c[0] for path, chunks in changed.items() if path.lstrip("/") in layout.drivers for c in chunks}
+    touched = {
+        c[0]
+        for path, chunks in changed.items()
+        if path.lstrip("/") in layout.drivers
+        for c in chunks
+    }
     assert touched == {june}  # no other month of any driver was written
 
 
-def test_failed_ingest_publishes_nothing(full_lake, dask_client, monthly_store, store_copy, tmp_path):
+def test_failed_ingest_publishes_nothing(
+    full_lake, dask_client, monthly_store, store_copy, tmp_path
+):
     import shutil
 
     lake = tmp_path / "lake"
@@ -159,11 +186,20 @@ def test_lake_mismatches_are_refused(full_lake, dask_client, monthly_store):
     lake = full_lake[0]
     before = main_snapshot(lake)
     s = settings(monthly_store, lake, "2016-01", "2016-01")
-    with pytest.raises(LakeError, match="10.0 deg grid, not 5.0 deg"):
-        run_ingest(s.model_copy(update={"grid": s.grid.model_copy(update={"resolution": 5.0, "tile_lat": 36, "tile_lon": 72})}), dask_client)
-    other = load_settings(None, source=monthly_store, lake=str(lake), start="2016-01", end="2016-01", grid=GRID,
-                          ingest={"baseline_start": "2016-01", "baseline_end": "2016-12"})  # fmt: skip
-    with pytest.raises(LakeError, match="climatology is over 2015-01..2015-12"):
+    with pytest.raises(LakeError, match=r"10.0 deg grid, not 5.0 deg"):
+        run_ingest(
+            s.model_copy(
+                update={
+                    "grid": s.grid.model_copy(
+                        update={"resolution": 5.0, "tile_lat": 36, "tile_lon": 72}
+                    )
+                }
+            ),
+            dask_client,
+        )
+    other_baseline = {"baseline_start": "2016-01", "baseline_end": "2016-12"}
+    other = s.model_copy(update={"ingest": s.ingest.model_copy(update=other_baseline)})
+    with pytest.raises(LakeError, match=r"climatology is over 2015-01..2015-12"):
         run_ingest(other, dask_client)
     assert main_snapshot(lake) == before
 
@@ -187,10 +223,15 @@ def test_ingest_from_s3_into_an_s3_lake(dask_client, monthly_store, s3_server, s
         lake_storage=storage,
     )
     report = run_ingest(s, dask_client)
-    assert report.store == f"s3://{s3_bucket}/lake/features" and report.climatology == "2015-01..2015-12"
+    assert (
+        report.store == f"s3://{s3_bucket}/lake/features"
+        and report.climatology == "2015-01..2015-12"
+    )
     repo = icechunk.Repository.open(Lake(s.lake, s.lake_storage).icechunk_storage("features"))
     ds = open_features(repo.readonly_session("main"))
     assert ds.sizes["time"] == 12 and np.isfinite(ds["t2m"].values).all()
     assert fs.exists(f"{s3_bucket}/lake/carbonsink-lake.json")
     local = xr.open_zarr(monthly_store, consolidated=True, chunks=None)
-    assert float(ds["t2m"].mean()) == pytest.approx(float(local["2m_temperature"].sel(time=slice("2015-01", "2015-12")).mean()), rel=0.02)
+    assert float(ds["t2m"].mean()) == pytest.approx(
+        float(local["2m_temperature"].sel(time=slice("2015-01", "2015-12")).mean()), rel=0.02
+    )

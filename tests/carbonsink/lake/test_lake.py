@@ -48,7 +48,7 @@ def features_repo(tmp_path):
     lake = Lake(str(tmp_path / "lake"))
     repo = lake.create_repo("features")
     grid = ModelGrid(10.0)
-    layout = FeaturesLayout(grid, grid.tiling(9, 18), ("t2m", "sst"))
+    layout = FeaturesLayout(grid, grid.tiling(9, 18, tiles_per_chunk=1), ("t2m", "sst"))
     s = repo.writable_session("main")
     layout.create(s.store, np.zeros(grid.shape, np.float32))
     s.commit("template")
@@ -63,15 +63,19 @@ def test_template_layout_round_trip(features_repo):
     assert t2m.shape == (1332, 18, 36) and t2m.chunks == (1, 9, 18)
     assert zarr.open_array(store, path="t2m_clim", mode="r").shape == (12, 18, 36)
     ds = open_features(repo.readonly_session("main"), only_ingested=False)
-    assert ds["time"].values[0] == np.datetime64("1940-01-01") and ds["time"].values[-1] == np.datetime64("2050-12-01")
+    assert ds["time"].values[0] == np.datetime64("1940-01-01") and ds["time"].values[
+        -1
+    ] == np.datetime64("2050-12-01")
     assert "cell_area" in ds.coords and ds["t2m"].attrs["standard_name"] == "air_temperature"
     assert open_features(repo.readonly_session("main")).sizes["time"] == 0
 
 
 def test_layout_compatibility(features_repo):
     _, layout = features_repo
-    with pytest.raises(LakeError, match="10.0 deg grid, not 5.0 deg"):
-        layout.check_compatible(FeaturesLayout(ModelGrid(5.0), ModelGrid(5.0).tiling(9, 18), ("t2m",)))
+    with pytest.raises(LakeError, match=r"10.0 deg grid, not 5.0 deg"):
+        layout.check_compatible(
+            FeaturesLayout(ModelGrid(5.0), ModelGrid(5.0).tiling(9, 18, 1), ("t2m",))
+        )
     with pytest.raises(LakeError, match="no driver"):
         layout.check_compatible(FeaturesLayout(layout.grid, layout.tiling, ("pr",)))
     with pytest.raises(LakeError, match="outside the features store's time axis"):
@@ -84,13 +88,20 @@ def test_forked_region_writes_merge_and_touch_only_their_chunks(features_repo):
     fork = s.fork()
     jan, feb = MonthWindow.parse("2015-01", "2015-02").months
     a = write_region(fork, "t2m", layout.month_index(jan), np.full((18, 36), 280.0, np.float32))
-    b = write_region(s.fork() if False else fork, "t2m", layout.month_index(feb), np.full((18, 36), 281.0, np.float32))
+    b = write_region(
+        s.fork() if False else fork,
+        "t2m",
+        layout.month_index(feb),
+        np.full((18, 36), 281.0, np.float32),
+    )
     s.merge(merge_forks(a, b))
     write_flags(s.store, layout, [jan, feb], [feb])
     first = s.commit("two months")
     s = repo.writable_session("main")
     fork = s.fork()
-    s.merge(write_region(fork, "t2m", layout.month_index(feb), np.full((18, 36), 282.0, np.float32)))
+    s.merge(
+        write_region(fork, "t2m", layout.month_index(feb), np.full((18, 36), 282.0, np.float32))
+    )
     second = s.commit("rewrite feb")
     diff = repo.diff(from_snapshot_id=first, to_snapshot_id=second)
     changed = {tuple(c) for c in diff.updated_chunks["/t2m"]}
@@ -98,4 +109,6 @@ def test_forked_region_writes_merge_and_touch_only_their_chunks(features_repo):
     store = repo.readonly_session("main").store
     assert [str(m) for m in ingested_months(store, layout)] == ["2015-01", "2015-02"]
     assert zarr.open_array(store, path="era5t", mode="r")[layout.month_index(feb)] == 1
-    assert float(zarr.open_array(store, path="t2m", mode="r")[layout.month_index(jan)].mean()) == 280.0
+    assert (
+        float(zarr.open_array(store, path="t2m", mode="r")[layout.month_index(jan)].mean()) == 280.0
+    )

@@ -41,7 +41,9 @@ def test_arco_layout(hourly_store):
     attrs = meta[".zattrs"]
     assert attrs["valid_time_start"] == "2015-06-01"
     assert attrs["valid_time_stop_era5t"] == "2015-07-31"
-    assert {"2m_temperature", "total_precipitation", "land_sea_mask"} <= {k.split("/")[0] for k in meta}
+    assert {"2m_temperature", "total_precipitation", "land_sea_mask"} <= {
+        k.split("/")[0] for k in meta
+    }
     ds = xr.open_zarr(hourly_store, consolidated=True, chunks=None)
     # Padded like ARCO-ERA5: 1900-01-01T00 .. 2050-12-31T23, value == index.
     assert ds.sizes["time"] == 1_323_648
@@ -69,7 +71,9 @@ def test_deterministic_by_seed(tmp_path):
 
 
 def test_zarr_v3_option(tmp_path):
-    url = make_sample(tmp_path / "v3.zarr", "2015-01", "2015-01", resolution=10.0, step="1MS", zarr_format=3)
+    url = make_sample(
+        tmp_path / "v3.zarr", "2015-01", "2015-01", resolution=10.0, step="1MS", zarr_format=3
+    )
     assert (Path(url) / "zarr.json").exists()
     g = zarr.open_group(url, mode="r")
     assert g["2m_temperature"].metadata.dimension_names == ("time", "latitude", "longitude")
@@ -86,7 +90,11 @@ def test_monthly_and_daily_steps_are_period_means(tmp_path):
 
 @pytest.mark.parametrize(
     "kwargs,match",
-    [({"step": "2h"}, "step"), ({"resolution": 0.7}, "divide 180"), ({"variables": ("snow",)}, "cannot generate")],
+    [
+        ({"step": "2h"}, "step"),
+        ({"resolution": 0.7}, "divide 180"),
+        ({"variables": ("snow",)}, "cannot generate"),
+    ],
 )
 def test_bad_specs(kwargs, match):
     with pytest.raises(ConfigError, match=match):

@@ -1,11 +1,9 @@
 """The ARCO-ERA5 reader: layouts, the padded time axis, orientation and bad input."""
 
-import json
 import shutil
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import pytest
 import xarray as xr
 import zarr
@@ -43,22 +41,34 @@ def test_reads_padded_store_only_inside_valid_range(hourly_store):
 
 
 def test_window_outside_valid_range(hourly_store):
-    with pytest.raises(SourceError, match=r"outside the valid time range.*2015-06-01 .. 2015-07-31") as e:
-        ArcoEra5Source(hourly_store).select(["2m_temperature"], MonthWindow.parse("2015-08", "2015-09"))
+    with pytest.raises(
+        SourceError, match=r"outside the valid time range.*2015-06-01 .. 2015-07-31"
+    ) as e:
+        ArcoEra5Source(hourly_store).select(
+            ["2m_temperature"], MonthWindow.parse("2015-08", "2015-09")
+        )
     _one_line(e.value)
 
 
 def test_era5t_months_are_flagged(monthly_store):
-    sel = ArcoEra5Source(monthly_store).select(["2m_temperature"], MonthWindow.parse("2016-09", "2016-12"))
+    sel = ArcoEra5Source(monthly_store).select(
+        ["2m_temperature"], MonthWindow.parse("2016-09", "2016-12")
+    )
     assert [str(m) for m in sel.era5t_months] == ["2016-11", "2016-12"]
 
 
 def test_zarr_v3_and_memory_urls(tmp_path):
-    v3 = make_sample(tmp_path / "v3.zarr", "2015-01", "2015-02", resolution=10.0, step="1MS", zarr_format=3)
+    v3 = make_sample(
+        tmp_path / "v3.zarr", "2015-01", "2015-02", resolution=10.0, step="1MS", zarr_format=3
+    )
     a = ArcoEra5Source(v3).select(["2m_temperature"], MonthWindow.parse("2015-01", "2015-02"))
-    mem = make_sample("memory://carbonsink-test/m.zarr", "2015-01", "2015-02", resolution=10.0, step="1MS")
+    mem = make_sample(
+        "memory://carbonsink-test/m.zarr", "2015-01", "2015-02", resolution=10.0, step="1MS"
+    )
     b = ArcoEra5Source(mem).select(["2m_temperature"], MonthWindow.parse("2015-01", "2015-02"))
-    np.testing.assert_array_equal(a.variables["2m_temperature"].values, b.variables["2m_temperature"].values)
+    np.testing.assert_array_equal(
+        a.variables["2m_temperature"].values, b.variables["2m_temperature"].values
+    )
 
 
 def test_open_source_dispatches_by_suffix(monthly_store):
@@ -77,7 +87,7 @@ def test_missing_variable(monthly_store, store_copy):
     url = store_copy(monthly_store)
     shutil.rmtree(Path(url) / "10m_u_component_of_wind")
     zarr.consolidate_metadata(url)
-    with pytest.raises(SourceError, match="lacks variable.*10m_u_component_of_wind") as e:
+    with pytest.raises(SourceError, match=r"lacks variable.*10m_u_component_of_wind") as e:
         ArcoEra5Source(url).select(["10m_u_component_of_wind"], JUL)
     assert "--drivers" in _one_line(e.value)
 
@@ -118,7 +128,7 @@ def test_non_monotonic_latitude(monthly_store, store_copy):
         g["latitude"][:] = lat
 
     _rewrite(url, shuffle)
-    with pytest.raises(SourceError, match="latitude .* not strictly monotonic"):
+    with pytest.raises(SourceError, match=r"latitude .* not strictly monotonic"):
         ArcoEra5Source(url).select(["2m_temperature"], JUL)
 
 
@@ -132,13 +142,13 @@ def test_unexpected_units_are_caught_at_ingest_not_here(monthly_store, store_cop
 
 def test_unreachable_urls(tmp_path, s3_server):
     with pytest.raises(SourceUnreachableError, match="cannot open") as e:
-        ArcoEra5Source(str(tmp_path / "nothing.zarr")).dataset
+        _ = ArcoEra5Source(str(tmp_path / "nothing.zarr")).dataset
     _one_line(e.value)
     from carbonsink.storage import StorageOptions
 
     closed = "http://127.0.0.1:9"  # discard port: nothing listens
-    with pytest.raises(SourceUnreachableError, match="cannot open s3://bucket/store.zarr") as e:
-        ArcoEra5Source("s3://bucket/store.zarr", StorageOptions(endpoint_url=closed)).dataset
+    with pytest.raises(SourceUnreachableError, match=r"cannot open s3://bucket/store.zarr") as e:
+        _ = ArcoEra5Source("s3://bucket/store.zarr", StorageOptions(endpoint_url=closed)).dataset
     _one_line(e.value)
 
 
@@ -146,27 +156,45 @@ def test_empty_store(tmp_path):
     zarr.open_group(str(tmp_path / "empty.zarr"), mode="w", zarr_format=2)
     zarr.consolidate_metadata(str(tmp_path / "empty.zarr"))
     with pytest.raises(SourceError, match="empty store"):
-        ArcoEra5Source(str(tmp_path / "empty.zarr")).dataset
+        _ = ArcoEra5Source(str(tmp_path / "empty.zarr")).dataset
 
 
 def test_other_orientations_are_normalised(monthly_store, tmp_path):
     """Ascending latitude and -180..180 longitude (WeatherBench2 style) read the same data."""
     ds = xr.open_zarr(monthly_store, consolidated=True, chunks=None)
-    w = ds.isel(time=slice(*np.searchsorted(ds["time"].values, [np.datetime64("2015-01-01"), np.datetime64("2016-01-01")])))
+    w = ds.isel(
+        time=slice(
+            *np.searchsorted(
+                ds["time"].values, [np.datetime64("2015-01-01"), np.datetime64("2016-01-01")]
+            )
+        )
+    )
     flipped = w.isel(latitude=slice(None, None, -1))
-    flipped = flipped.assign_coords(longitude=((flipped.longitude + 180) % 360) - 180).sortby("longitude")
-    flipped = flipped.isel(longitude=np.r_[10:flipped.sizes["longitude"], 0:10])  # rotated, not sorted
+    flipped = flipped.assign_coords(longitude=((flipped.longitude + 180) % 360) - 180).sortby(
+        "longitude"
+    )
+    flipped = flipped.isel(
+        longitude=np.r_[10 : flipped.sizes["longitude"], 0:10]
+    )  # rotated, not sorted
     out = tmp_path / "flipped.zarr"
     flipped.attrs.pop("valid_time_stop", None)
     flipped.to_zarr(out, consolidated=True, zarr_format=2)
-    a = ArcoEra5Source(monthly_store).select(["2m_temperature"], MonthWindow.parse("2015-03", "2015-03"))
+    a = ArcoEra5Source(monthly_store).select(
+        ["2m_temperature"], MonthWindow.parse("2015-03", "2015-03")
+    )
     b = ArcoEra5Source(str(out)).select(["2m_temperature"], MonthWindow.parse("2015-03", "2015-03"))
     assert np.all(np.diff(b.longitude) > 0)
     va = a.variables["2m_temperature"].isel(time=0)
     vb = b.variables["2m_temperature"].isel(time=0)
-    va = va.assign_coords(longitude=((va.longitude + 180) % 360) - 180).sortby("longitude").sortby("latitude")
+    va = (
+        va.assign_coords(longitude=((va.longitude + 180) % 360) - 180)
+        .sortby("longitude")
+        .sortby("latitude")
+    )
     np.testing.assert_array_equal(va.values, vb.sortby("latitude").values)
 
 
 def test_errors_are_carbonsink_errors():
-    assert issubclass(SourceUnreachableError, SourceError) and issubclass(SourceError, CarbonsinkError)
+    assert issubclass(SourceUnreachableError, SourceError) and issubclass(
+        SourceError, CarbonsinkError
+    )

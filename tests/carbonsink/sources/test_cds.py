@@ -60,7 +60,7 @@ def test_grib_sample_values_match_eccodes():
         n += 1
     assert n == 160  # 2 parameters x 2 levels x 10 members x 4 times
     t = ds["temperature"].sel(level=850)
-    assert 200 < float(t.min()) and float(t.max()) < 320  # plausible 850 hPa temperatures
+    assert float(t.min()) > 200 and float(t.max()) < 320  # plausible 850 hPa temperatures
 
 
 def test_netcdf_in_new_cds_conventions(tmp_path):
@@ -71,16 +71,31 @@ def test_netcdf_in_new_cds_conventions(tmp_path):
     shape = (times.size, lat.size, lon.size)
     ds = xr.Dataset(
         {
-            "t2m": (("valid_time", "latitude", "longitude"), np.full(shape, 280.0, np.float32), {"units": "K", "GRIB_paramId": 167}),
-            "tp": (("valid_time", "latitude", "longitude"), np.full(shape, 1e-4, np.float32), {"units": "m", "GRIB_paramId": 228}),
+            "t2m": (
+                ("valid_time", "latitude", "longitude"),
+                np.full(shape, 280.0, np.float32),
+                {"units": "K", "GRIB_paramId": 167},
+            ),
+            "tp": (
+                ("valid_time", "latitude", "longitude"),
+                np.full(shape, 1e-4, np.float32),
+                {"units": "m", "GRIB_paramId": 228},
+            ),
         },
-        coords={"valid_time": times, "latitude": lat, "longitude": lon, "expver": ("valid_time", np.full(times.size, "0001"))},
+        coords={
+            "valid_time": times,
+            "latitude": lat,
+            "longitude": lon,
+            "expver": ("valid_time", np.full(times.size, "0001")),
+        },
     )
     path = tmp_path / "era5-2020.nc"
     ds.to_netcdf(path, engine="h5netcdf")
     src = CdsEra5Source(str(path))
     assert set(src.dataset.data_vars) == {"2m_temperature", "total_precipitation"}
-    sel = src.select(["2m_temperature", "total_precipitation"], MonthWindow.parse("2020-01", "2020-01"))
+    sel = src.select(
+        ["2m_temperature", "total_precipitation"], MonthWindow.parse("2020-01", "2020-01")
+    )
     assert sel.variables["2m_temperature"].sizes["time"] == 744
     assert sel.variables["total_precipitation"]["time"].values[0] == np.datetime64("2020-01-01T01")
 
@@ -90,26 +105,45 @@ def test_cfgrib_accumulations_are_unstacked():
     steps = pd.to_timedelta(np.arange(1, 13), unit="h")
     valid = base.values[:, None] + steps.values[None, :]
     ds = xr.Dataset(
-        {"tp": (("time", "step", "latitude", "longitude"), np.ones((2, 12, 3, 4), np.float32), {"GRIB_paramId": 228, "units": "m"})},
-        coords={"time": base, "step": steps, "valid_time": (("time", "step"), valid), "latitude": [10.0, 0.0, -10.0], "longitude": [0.0, 90.0, 180.0, 270.0]},
+        {
+            "tp": (
+                ("time", "step", "latitude", "longitude"),
+                np.ones((2, 12, 3, 4), np.float32),
+                {"GRIB_paramId": 228, "units": "m"},
+            )
+        },
+        coords={
+            "time": base,
+            "step": steps,
+            "valid_time": (("time", "step"), valid),
+            "latitude": [10.0, 0.0, -10.0],
+            "longitude": [0.0, 90.0, 180.0, 270.0],
+        },
     )
     out = normalise_cds(ds, url="x")
     assert out["total_precipitation"].dims == ("time", "latitude", "longitude")
     t = pd.DatetimeIndex(out["time"].values)
-    assert t[0] == pd.Timestamp("2020-01-01T07") and t[-1] == pd.Timestamp("2020-01-02T06") and t.is_monotonic_increasing
+    assert (
+        t[0] == pd.Timestamp("2020-01-01T07")
+        and t[-1] == pd.Timestamp("2020-01-02T06")
+        and t.is_monotonic_increasing
+    )
 
 
 def test_names():
     assert arco_name("t2m", {}, on_levels=False) == "2m_temperature"
     assert arco_name("z", {"GRIB_paramId": 129}, on_levels=True) == "geopotential"
     assert arco_name("z", {"GRIB_paramId": 129}, on_levels=False) == "geopotential_at_surface"
-    assert arco_name("ssrd", {"GRIB_paramId": 169}, on_levels=False) == "surface_solar_radiation_downwards"
+    assert (
+        arco_name("ssrd", {"GRIB_paramId": 169}, on_levels=False)
+        == "surface_solar_radiation_downwards"
+    )
     with pytest.raises(SourceError, match="not an ERA5 variable"):
         normalise_cds(xr.Dataset({"foo": ("x", [1.0])}), url="x")
 
 
 def test_missing_files(tmp_path):
     with pytest.raises(SourceUnreachableError, match="no files match"):
-        CdsEra5Source(str(tmp_path / "*.grib")).dataset
+        _ = CdsEra5Source(str(tmp_path / "*.grib")).dataset
     with pytest.raises(SourceError, match="local paths"):
         CdsEra5Source("s3://bucket/era5.grib")
