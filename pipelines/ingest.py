@@ -164,9 +164,7 @@ def run_ingest(settings: Settings, client: Client) -> IngestReport:
         raise ConfigError("no source: pass --source URL (an ARCO-ERA5 Zarr store or CDS files)")
     window = settings.window()
     grid = ModelGrid(settings.grid.resolution)
-    tiling = grid.tiling(
-        settings.grid.tile_lat, settings.grid.tile_lon, settings.grid.chunk_tiles
-    )
+    tiling = grid.tiling(settings.grid.tile_lat, settings.grid.tile_lon, settings.grid.chunk_tiles)
     baseline = settings.ingest.baseline
     lake = Lake(settings.lake, settings.lake_storage)
     lake_existed = lake.info() is not None

@@ -278,12 +278,14 @@ def test_agreement_with_xarray_regrid_on_a_realistic_field():
 
     lat, lon = era5_like(0.25)
     f = land_fraction(point_grid_bounds(lat, clip=(-90, 90)), point_grid_bounds(lon))
-    t2m = SampleClimate(lat, lon, f, seed=0).fields(pd.Timestamp("2020-07-01T12"), "instant", ("2m_temperature",))
-    x = t2m["2m_temperature"].astype(np.float64)
+    climate = SampleClimate(lat, lon, f, seed=0)
+    name = "2m_temperature"
+    x = climate.fields(pd.Timestamp("2020-07-01T12"), "instant", (name,))[name].astype(np.float64)
     dst = ModelGrid(0.25)
     da = xr.DataArray(x, dims=("latitude", "longitude"), coords={"latitude": lat, "longitude": lon})
     target = xr.Dataset(coords={"latitude": dst.lat, "longitude": dst.lon})
-    theirs = da.regrid.conservative(target, latitude_coord="latitude").transpose("latitude", "longitude").values
+    theirs = da.regrid.conservative(target, latitude_coord="latitude")
+    theirs = theirs.transpose("latitude", "longitude").values
     ours = ConservativeRegridder.from_points(lat, lon, dst).apply(x)
     rel = np.abs(ours - theirs) / np.abs(theirs)
     assert np.max(rel[np.abs(dst.lat) < 20]) < 1e-5
