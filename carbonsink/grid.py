@@ -19,9 +19,6 @@ from carbonsink.errors import ConfigError
 #: Mean Earth radius used for every area in carbonsink (IUGG mean radius R1), in metres.
 EARTH_RADIUS_M = 6_371_000.0
 
-#: Resolutions the product documents and tests end to end, in degrees.
-STANDARD_RESOLUTIONS = (0.25, 0.5, 1.0)
-
 
 @dataclass(frozen=True)
 class Tiling:

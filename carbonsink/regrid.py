@@ -61,11 +61,6 @@ class AxisWeights:
         """Length of each destination cell covered by the source axis."""
         return self.weight.sum(axis=1)
 
-    @property
-    def wrapped_index(self) -> np.ndarray:
-        """``index`` taken modulo the number of source cells."""
-        return np.mod(self.index, self.n_src)
-
     def affine(self) -> tuple[int, int] | None:
         """``(start, stride)`` if ``index[p, k] == start + stride * p + k``, else None.
 
@@ -449,13 +444,6 @@ class ConservativeRegridder:
             grid.lon_bounds,
             min_valid_fraction=min_valid_fraction,
         )
-
-    @property
-    def dst_area_weights(self) -> np.ndarray:
-        """Destination cell areas divided by ``R**2`` (steradians)."""
-        dlat = self.lat.length
-        dlon = np.deg2rad(self.lon.length)
-        return dlat[:, None] * dlon[None, :]
 
     def apply(
         self, data: np.ndarray, *, threads: int = 1, out: np.ndarray | None = None

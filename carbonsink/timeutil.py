@@ -73,10 +73,6 @@ class MonthWindow:
         """00:00 on the first day after the window (exclusive end)."""
         return (self.end + 1).start_time
 
-    def contains(self, other: MonthWindow) -> bool:
-        """Whether ``other`` lies inside this window."""
-        return self.start <= other.start and other.end <= self.end
-
 
 def month_starts(months: pd.PeriodIndex) -> np.ndarray:
     """``datetime64[ns]`` stamps at 00:00 on the first day of each month."""

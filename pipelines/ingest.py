@@ -3,12 +3,13 @@
 A run validates everything it can before it touches the lake (source metadata, units,
 coordinates, time axis, window, lake compatibility), then:
 
-1. on a branch of its own, Dask workers compute the monthly drivers of the window and
-   write each (month, driver) region into a forked Icechunk session; the forks are merged
-   in a tree on the cluster and committed on the run branch;
+1. on a branch of its own: parts of each month of the window are aggregated in parallel
+   on Dask workers, and one task per month finishes it (means, regridding, checks) and
+   writes its regions into a forked Icechunk session; the forks are merged in a tree on
+   the cluster and committed on the run branch;
 2. the climatology: if the store has one, it is kept; if the baseline is complete only
    now, it is computed from the stored drivers; anomalies are then written for every
-   month that lacks them;
+   month that lacks them, one task per (calendar month, driver);
 3. ``main`` is moved to the run branch's tip only if nobody else moved it meanwhile.
 
 A run that fails at any point leaves ``main`` as it was (and removes a store or lake it
@@ -90,7 +91,25 @@ def ingest_month(
     index: int,
     label: str,
 ) -> icechunk.ForkSession:
-    """Finish one month on a worker: means, regrid, checks, and its regions of the store."""
+    """Finish one month on a worker: means, regrid, checks, and its regions of the store.
+
+    Parameters
+    ----------
+    fork
+        Forked session to write into; returned carrying the writes.
+    parts
+        The month's partial sums (:func:`carbonsink.features.accumulate_part`).
+    land
+        The source's land-sea mask, for land-domain drivers.
+    regridder
+        Source grid to model grid.
+    drivers
+        Drivers in the order of the parts' sums.
+    index
+        The month's position on the store's time axis.
+    label
+        The month, for messages.
+    """
     fields = regridder.apply(finalize_month(parts, land))
     for driver, field_ in zip(drivers, fields, strict=True):
         check_driver_field(driver, label, field_)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from typing import Any
 
@@ -31,14 +32,8 @@ def progress_bar(*, transient: bool = False) -> Progress:
         TimeRemainingColumn(),
         console=console,
         transient=transient,
-        disable=not console.is_terminal and _quiet(),
+        disable=os.environ.get("CARBONSINK_PROGRESS", "1") == "0",
     )
-
-
-def _quiet() -> bool:
-    import os
-
-    return os.environ.get("CARBONSINK_PROGRESS", "1") == "0"
 
 
 def wait_with_progress(client: Client, futures: Sequence[Future], description: str) -> list[Any]:
