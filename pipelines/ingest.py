@@ -44,7 +44,7 @@ from carbonsink.features import (
     land_mask_for,
     plan_months,
 )
-from carbonsink.grid import ModelGrid
+from carbonsink.grid import ModelGrid, point_grid_bounds
 from carbonsink.lake.features_store import (
     FeaturesLayout,
     ingested_months,
@@ -226,8 +226,6 @@ def run_ingest(settings: Settings, client: Client) -> IngestReport:
     lsm: xr.DataArray | np.ndarray | None = None
     if any(d.domain == "land" for d in drivers) and selection.land_sea_mask is None:
         # No land-sea mask in the source: derive one from the 1 km mask on the source cells.
-        from carbonsink.grid import point_grid_bounds
-
         lsm = client.submit(
             land_fraction,
             point_grid_bounds(selection.latitude, clip=(-90.0, 90.0)),
