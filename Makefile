@@ -41,6 +41,7 @@ test: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python benchmarks/regrid.py
 	$(BIN)/python benchmarks/ingest.py
+	$(BIN)/python benchmarks/emulator.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check carbonsink cluster pipelines tests benchmarks

@@ -108,6 +108,60 @@ class IngestSettings(_Section):
         return w
 
 
+class LabelsSettings(_Section):
+    """Training targets: the reference process models, or imported TRENDY / GOBM files."""
+
+    end: str = Field(
+        "2022-12",
+        description="last month with labels: process models lag, newer months stay unlabelled",
+    )
+    members: list[str] | None = Field(None, description="reference members to run (default: all)")
+    nbp: str | None = Field(None, description="TRENDY S2 nbp file to import instead")
+    fgco2: str | None = Field(None, description="GOBM / data-product fgco2 file to import")
+    member: str | None = Field(None, description="member name for imported files")
+
+    @field_validator("end")
+    @classmethod
+    def _month(cls, v: str) -> str:
+        _as_value_error(parse_month, v, what="labels end month")
+        return v
+
+
+class EmulatorSettings(_Section):
+    """CNN emulators: semi-supervised training and the skill report."""
+
+    members: list[str] | None = Field(None, description="members to train (default: all)")
+    holdout_start: str = Field("2021-01", description="first held-out month (for skill)")
+    holdout_end: str = Field("2022-12", description="last held-out month")
+    crop: int = Field(32, ge=8, le=256, description="training crop size in cells (interior)")
+    crops_per_month: int = Field(48, ge=1, description="training crops sampled per month")
+    epochs: int = Field(5, ge=1)
+    batch_size: int = Field(64, ge=1)
+    hidden: int = Field(32, ge=4, description="CNN width")
+    learning_rate: float = Field(3e-3, gt=0)
+    consistency_weight: float = Field(
+        0.2, ge=0, description="weight of the mean-teacher loss on unlabelled months"
+    )
+    ema_decay: float = Field(0.99, gt=0, lt=1, description="mean-teacher EMA decay")
+    input_noise: float = Field(0.1, ge=0, description="std of the consistency perturbation")
+    compare_supervised: bool = Field(
+        True, description="also train supervised-only emulators and report the difference"
+    )
+    seed: int = 0
+    device: str = Field("auto", pattern=r"^(auto|cpu|cuda(:\d+)?)$")
+
+    @field_validator("holdout_start", "holdout_end")
+    @classmethod
+    def _month(cls, v: str) -> str:
+        _as_value_error(parse_month, v, what="held-out month")
+        return v
+
+    @property
+    def holdout(self) -> MonthWindow:
+        """The held-out window."""
+        return MonthWindow.parse(self.holdout_start, self.holdout_end)
+
+
 class SampleSettings(_Section):
     """The synthetic ERA5-like input of ``carbonsink run`` and the tests."""
 
@@ -139,6 +193,8 @@ class Settings(BaseSettings):
     grid: GridSettings = GridSettings()
     dask: DaskSettings = DaskSettings()
     ingest: IngestSettings = IngestSettings()
+    labels: LabelsSettings = LabelsSettings()
+    emulator: EmulatorSettings = EmulatorSettings()
     sample: SampleSettings = SampleSettings()
 
     @classmethod

@@ -229,6 +229,177 @@ def ingest(
     _echo(f"features: {report.store}")
 
 
+LakeOpt = Annotated[
+    str | None, typer.Option("--lake", envvar="CARBONSINK_LAKE", help="Root URL of the lake.")
+]
+
+
+@app.command()
+def labels(
+    lake: LakeOpt = None,
+    labels_end: Annotated[
+        str | None,
+        typer.Option(
+            "--labels-end",
+            envvar="CARBONSINK_LABELS__END",
+            help="Last labelled month, YYYY-MM (newer months stay unlabelled).",
+        ),
+    ] = None,
+    members: Annotated[
+        str | None,
+        typer.Option("--members", help="Comma-separated reference members (default: all)."),
+    ] = None,
+    nbp: Annotated[
+        str | None, typer.Option("--nbp", help="Import a TRENDY S2 nbp file instead.")
+    ] = None,
+    fgco2: Annotated[
+        str | None, typer.Option("--fgco2", help="Import a GOBM / data-product fgco2 file.")
+    ] = None,
+    member: Annotated[
+        str | None, typer.Option("--member", help="Member name for imported files.")
+    ] = None,
+    dask_address: DaskAddressOpt = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Write training labels (land and ocean CO2 fluxes) to the lake's `labels` store.
+
+    By default the reference process models (a light-use-efficiency land model and a
+    bulk-flux ocean model, three parameter sets) run over the ingested features on Dask.
+    With --nbp/--fgco2, a TRENDY DGVM and/or GOBM file is imported as one member instead:
+
+        carbonsink labels --nbp CLASSIC_S2_nbp.nc --fgco2 NorESM_fgco2.nc --member CLASSIC+NorESM
+    """
+    from cluster.dask import dask_client
+    from pipelines.labels import describe, run_labels
+
+    s = _settings(
+        config,
+        lake=lake,
+        labels={
+            "end": labels_end,
+            "members": members.split(",") if members else None,
+            "nbp": nbp,
+            "fgco2": fgco2,
+            "member": member,
+        },
+        dask={"address": dask_address},
+    )
+    with dask_client(s.dask) as client:
+        report = run_labels(s, client)
+    for line in describe(report):
+        _echo(line)
+    _echo(f"labels: {report.store}")
+
+
+@app.command()
+def train(
+    lake: LakeOpt = None,
+    members: Annotated[
+        str | None,
+        typer.Option("--members", help="Comma-separated members to train (default: all)."),
+    ] = None,
+    holdout_start: Annotated[
+        str | None,
+        typer.Option(
+            "--holdout-start",
+            envvar="CARBONSINK_EMULATOR__HOLDOUT_START",
+            help="First held-out month (kept for the skill report).",
+        ),
+    ] = None,
+    holdout_end: Annotated[
+        str | None,
+        typer.Option(
+            "--holdout-end", envvar="CARBONSINK_EMULATOR__HOLDOUT_END", help="Last held-out month."
+        ),
+    ] = None,
+    epochs: Annotated[int | None, typer.Option("--epochs", help="Training epochs.")] = None,
+    crops_per_month: Annotated[
+        int | None, typer.Option("--crops-per-month", help="Tiles sampled per month.")
+    ] = None,
+    seed: Annotated[int | None, typer.Option("--seed", help="Random seed.")] = None,
+    device: Annotated[str | None, typer.Option("--device", help="auto, cpu or cuda[:N].")] = None,
+    compare_supervised: Annotated[
+        bool | None,
+        typer.Option(
+            "--compare-supervised/--no-compare-supervised",
+            help="Also train supervised-only baselines for the skill report.",
+        ),
+    ] = None,
+    dask_address: DaskAddressOpt = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Train one CNN emulator per member (semi-supervised) into the lake's `models` store.
+
+    Tiles of the labelled months outside the held-out window are the supervised data; the
+    months with drivers but no labels feed a mean-teacher consistency loss. Runs on the GPU
+    when there is one. Run `carbonsink labels` first.
+    """
+    from cluster.dask import dask_client
+    from pipelines.train import run_train
+
+    s = _settings(
+        config,
+        lake=lake,
+        emulator={
+            "members": members.split(",") if members else None,
+            "holdout_start": holdout_start,
+            "holdout_end": holdout_end,
+            "epochs": epochs,
+            "crops_per_month": crops_per_month,
+            "seed": seed,
+            "device": device,
+            "compare_supervised": compare_supervised,
+        },
+        dask={"address": dask_address},
+    )
+    with dask_client(s.dask) as client:
+        report = run_train(s, client)
+    for line in report.lines:
+        _echo(line)
+    _echo(f"trained {len(report.checkpoints)} emulator(s) in {report.seconds:.0f} s")
+    _echo(f"models: {report.store}")
+
+
+@app.command()
+def evaluate(
+    lake: LakeOpt = None,
+    holdout_start: Annotated[
+        str | None,
+        typer.Option(
+            "--holdout-start",
+            envvar="CARBONSINK_EMULATOR__HOLDOUT_START",
+            help="First held-out month.",
+        ),
+    ] = None,
+    holdout_end: Annotated[
+        str | None,
+        typer.Option(
+            "--holdout-end", envvar="CARBONSINK_EMULATOR__HOLDOUT_END", help="Last held-out month."
+        ),
+    ] = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Skill report of the trained emulators on the held-out months.
+
+    Relative error of the global annual land and ocean totals and per-cell monthly R2, per
+    member, for the ensemble median and for the supervised-only baselines; written to
+    LAKE/reports/skill-<run>/ (skill.json, skill.md, map.png, scatter.png).
+    """
+    from pipelines.evaluate import run_evaluate
+
+    s = _settings(
+        config,
+        lake=lake,
+        emulator={"holdout_start": holdout_start, "holdout_end": holdout_end},
+    )
+    report = run_evaluate(s)
+    for line in report.lines:
+        _echo(line)
+    _echo(f"evaluated in {report.seconds:.0f} s")
+    for f in report.files:
+        _echo(f"report: {f}")
+
+
 @app.command()
 def run(
     out: Annotated[

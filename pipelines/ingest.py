@@ -19,7 +19,6 @@ created itself).
 from __future__ import annotations
 
 import time
-import uuid
 from dataclasses import dataclass, field
 
 import icechunk
@@ -27,13 +26,13 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 import zarr
-from distributed import Client, Future
+from distributed import Client
 
 from carbonsink import __version__
 from carbonsink.aggregate import MonthAccumulator
 from carbonsink.config import Settings
 from carbonsink.drivers import Driver, required_variables, resolve_drivers
-from carbonsink.errors import ConfigError, LakeError, brief
+from carbonsink.errors import ConfigError, LakeError
 from carbonsink.features import (
     SourceReader,
     accumulate_part,
@@ -48,7 +47,6 @@ from carbonsink.grid import ModelGrid, point_grid_bounds
 from carbonsink.lake.features_store import (
     FeaturesLayout,
     ingested_months,
-    merge_forks,
     read_attrs,
     read_layout,
     set_attrs,
@@ -61,7 +59,8 @@ from carbonsink.landmask import land_fraction
 from carbonsink.regrid import ConservativeRegridder
 from carbonsink.sources import open_source
 from carbonsink.timeutil import MonthWindow
-from pipelines.progress import console, tree_reduce, wait_with_progress
+from pipelines.progress import merge_forks_into
+from pipelines.transaction import StoreTransaction, new_run_id
 
 STORE = "features"
 
@@ -162,14 +161,6 @@ def climatology_and_anomalies(
     return fork
 
 
-def _run_phase(
-    client: Client, session: icechunk.Session, futures: list[Future], description: str
-) -> None:
-    """Wait for a phase's write tasks with progress, then merge their forks into ``session``."""
-    wait_with_progress(client, futures, description)
-    session.merge(tree_reduce(client, merge_forks, futures).result())
-
-
 def run_ingest(settings: Settings, client: Client) -> IngestReport:
     """Ingest ``settings.start``..``settings.end`` from ``settings.source`` into the lake.
 
@@ -186,8 +177,7 @@ def run_ingest(settings: Settings, client: Client) -> IngestReport:
     tiling = grid.tiling(settings.grid.tile_lat, settings.grid.tile_lon, settings.grid.chunk_tiles)
     baseline = settings.ingest.baseline
     lake = Lake(settings.lake, settings.lake_storage)
-    lake_existed = lake.info() is not None
-    repo = lake.open_repo(STORE) if lake_existed else None
+    repo = lake.open_repo(STORE) if lake.info() is not None else None
 
     # What the store already is decides the drivers and the climatology baseline.
     store_attrs: dict = {}
@@ -234,16 +224,11 @@ def run_ingest(settings: Settings, client: Client) -> IngestReport:
     lsm = land_mask_for(selection, drivers, lsm)
     plans = plan_months(selection, drivers)
 
-    run_id = f"{pd.Timestamp.now(tz='UTC'):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:6]}"
-    created = repo is None
-    if repo is None:
-        repo = lake.create_repo(STORE)
-    branch = f"run-{run_id}"
-    base = repo.lookup_branch("main")
-    repo.create_branch(branch, base)
+    run_id = new_run_id()
     notes: list[str] = []
-    try:
-        if created:
+    with StoreTransaction(lake, STORE, run_id) as tx:
+        repo, branch = tx.repo, tx.branch
+        if tx.created:
             land = client.submit(land_fraction, grid.lat_bounds, grid.lon_bounds).result()
             session = repo.writable_session(branch)
             layout.create(session.store, land)
@@ -270,7 +255,7 @@ def run_ingest(settings: Settings, client: Client) -> IngestReport:
                     layout.month_index(plan.month), str(plan.month), pure=False,
                 )
             )  # fmt: skip
-        _run_phase(client, session, futures, f"drivers {window}")
+        merge_forks_into(client, session, futures, f"drivers {window}")
         write_flags(session.store, layout, months, selection.era5t_months)
         session.commit(
             f"drivers {window}",
@@ -313,7 +298,7 @@ def run_ingest(settings: Settings, client: Client) -> IngestReport:
                         )
                     )  # fmt: skip
             stage = f"climatology {baseline} and anomalies" if compute_clim else "anomalies"
-            _run_phase(client, session, futures, stage)
+            merge_forks_into(client, session, futures, stage)
             if compute_clim:
                 set_attrs(session.store, climatology_baseline=str(baseline))
                 clim_baseline = str(baseline)
@@ -323,18 +308,7 @@ def run_ingest(settings: Settings, client: Client) -> IngestReport:
             )
 
         # 3. Publish atomically: main moves only if nobody moved it since we branched.
-        tip = repo.lookup_branch(branch)
-        try:
-            repo.reset_branch("main", tip, from_snapshot_id=base)
-        except icechunk.IcechunkError as exc:
-            raise LakeError(
-                "another run published to the features store while this one ran "
-                f"({brief(exc, 120)}); run the ingest again"
-            ) from None
-        repo.delete_branch(branch)
-    except BaseException:
-        _abandon(lake, repo, branch, created=created, lake_existed=lake_existed)
-        raise
+        tip = tx.publish()
     return IngestReport(
         lake=lake.url,
         store=lake.store_location(STORE).url,
@@ -347,21 +321,6 @@ def run_ingest(settings: Settings, client: Client) -> IngestReport:
         seconds=time.perf_counter() - t0,
         notes=notes,
     )
-
-
-def _abandon(
-    lake: Lake, repo: icechunk.Repository, branch: str, *, created: bool, lake_existed: bool
-) -> None:
-    """Undo what a failed run made: its branch, and a store or lake it created."""
-    try:
-        if created:
-            lake.delete_repo(STORE)
-            if not lake_existed:
-                lake.destroy_if_empty()
-        else:
-            repo.delete_branch(branch)
-    except Exception as exc:  # the original error matters more than the clean-up's
-        console.print(f"[yellow]warning:[/] clean-up after the failed run was incomplete: {exc}")
 
 
 def describe(report: IngestReport) -> list[str]:

@@ -6,6 +6,7 @@ import os
 from collections.abc import Sequence
 from typing import Any
 
+import icechunk
 from distributed import Client, Future, as_completed
 from rich.console import Console
 from rich.progress import (
@@ -16,6 +17,8 @@ from rich.progress import (
     TimeElapsedColumn,
     TimeRemainingColumn,
 )
+
+from carbonsink.lake.features_store import merge_forks
 
 #: Where progress and messages go; results are printed to stdout.
 console = Console(stderr=True, highlight=False)
@@ -66,3 +69,14 @@ def tree_reduce(client: Client, func: Any, futures: Sequence[Future], *, fan_in:
             for i in range(0, len(level), fan_in)
         ]
     return level[0]
+
+
+def merge_forks_into(
+    client: Client, session: icechunk.Session, futures: list[Future], description: str
+) -> None:
+    """Wait for write tasks that return forked sessions, then merge them into ``session``.
+
+    The forks are merged pairwise on the cluster (a tree), so the driver receives one.
+    """
+    wait_with_progress(client, futures, description)
+    session.merge(tree_reduce(client, merge_forks, futures).result())

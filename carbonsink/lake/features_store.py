@@ -33,7 +33,7 @@ from carbonsink.timeutil import MonthWindow, month_starts
 
 TIME_AXIS = MonthWindow.parse("1940-01", "2050-12")
 TIME_UNITS = "days since 1940-01-01"
-_CODEC = zarr.codecs.BloscCodec(cname="lz4", clevel=5, shuffle="shuffle")
+CODEC = zarr.codecs.BloscCodec(cname="lz4", clevel=5, shuffle="shuffle")
 
 
 @dataclass(frozen=True)
@@ -139,7 +139,7 @@ class FeaturesLayout:
                 dtype=dtype,
                 dimension_names=dims,
                 fill_value=fill,
-                compressors=_CODEC,
+                compressors=CODEC,
             )
             a.attrs.update(attrs)
             if data is not None:
@@ -269,3 +269,15 @@ def open_features(session: icechunk.Session, *, only_ingested: bool = True) -> x
 def snapshot_metadata(**fields: Any) -> dict[str, Any]:
     """Commit metadata: JSON-safe provenance of a run."""
     return json.loads(json.dumps(fields, default=str))
+
+
+def read_fields(
+    store: icechunk.IcechunkStore, paths: Sequence[str], index: int
+) -> dict[str, np.ndarray]:
+    """One time step (or calendar month, for ``*_clim``) of several arrays, by path."""
+    return {p: np.asarray(zarr.open_array(store, path=p, mode="r")[index]) for p in paths}
+
+
+def read_static(store: icechunk.IcechunkStore, name: str) -> np.ndarray:
+    """A static (lat, lon) field such as ``land_fraction`` or ``cell_area``."""
+    return np.asarray(zarr.open_array(store, path=name, mode="r")[...])

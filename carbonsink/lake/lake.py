@@ -32,7 +32,7 @@ icechunk.set_logs_filter("icechunk=error")
 
 MARKER = "carbonsink-lake.json"
 LAKE_FORMAT = 1
-STORES = ("features", "sinkmap", "budget", "models")
+STORES = ("features", "labels", "sinkmap", "budget", "models")
 
 
 class Lake:
@@ -126,6 +126,16 @@ class Lake:
                 shutil.rmtree(path, ignore_errors=True)
             else:
                 fs.rm(path, recursive=True)
+
+    def write_file(self, relpath: str, data: bytes) -> str:
+        """Write a plain file (a report, a figure) under the lake's root; returns its URL."""
+        fs = self._fs()
+        path = f"{self.location.path.rstrip('/')}/{relpath}"
+        if self.location.is_local:
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+        with fs.open(path, "wb") as fh:
+            fh.write(data)
+        return f"{self.url.rstrip('/')}/{relpath}"
 
     # -- the stores ---------------------------------------------------------------------
     def store_location(self, name: str) -> Location:

@@ -1,0 +1,193 @@
+"""Layout of the lake's flux stores: ``labels`` (training targets) and, later, ``sinkmap``.
+
+One group per member (an emulated process model, or an imported TRENDY/GOBM model), each a
+self-contained CF dataset: ``land_flux`` and ``ocean_flux`` (time, lat, lon) in
+kg C m-2 s-1 per m2 of grid cell, positive into the land / ocean, on the same monthly time
+axis and chunking as the ``features`` store (one month x one chunk of tiles per chunk), and
+``labelled`` (time) flags. Members are added as groups, so importing another model never
+rewrites the others.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import icechunk
+import numpy as np
+import pandas as pd
+import xarray as xr
+import zarr
+
+from carbonsink import __version__
+from carbonsink.errors import LakeError
+from carbonsink.grid import ModelGrid, Tiling
+from carbonsink.lake.features_store import CODEC, TIME_AXIS
+from carbonsink.timeutil import MonthWindow, month_starts
+
+FLUXES = ("land_flux", "ocean_flux")
+_FLUX_ATTRS = {
+    "land_flux": {
+        "standard_name": "surface_net_downward_mass_flux_of_carbon_dioxide_expressed_as_carbon"
+        "_due_to_all_land_processes",
+        "long_name": "net land-atmosphere CO2 flux (NBP), positive into the land",
+    },
+    "ocean_flux": {
+        "standard_name": "surface_downward_mass_flux_of_carbon_dioxide_expressed_as_carbon",
+        "long_name": "air-sea CO2 flux, positive into the ocean",
+    },
+}
+
+
+@dataclass(frozen=True)
+class FluxLayout:
+    """Grid, tiling and time axis of a flux store."""
+
+    grid: ModelGrid
+    tiling: Tiling
+    time_axis: MonthWindow = TIME_AXIS
+
+    def month_index(self, month: pd.Period) -> int:
+        """Position of a month on the time axis."""
+        if not (self.time_axis.start <= month <= self.time_axis.end):
+            raise LakeError(f"month {month} is outside the flux store's time axis")
+        return int((month - self.time_axis.start).n)
+
+    def attrs(self, kind: str) -> dict[str, Any]:
+        """Root attributes."""
+        return {
+            "Conventions": "CF-1.10",
+            "title": f"carbonsink {kind}: land and ocean CO2 fluxes per member",
+            "kind": kind,
+            "grid_resolution_deg": self.grid.resolution,
+            "tile_lat": self.tiling.nlat,
+            "tile_lon": self.tiling.nlon,
+            "chunk_lat": self.tiling.chunk_lat,
+            "chunk_lon": self.tiling.chunk_lon,
+            "time_axis": str(self.time_axis),
+            "created_by": f"carbonsink {__version__}",
+        }
+
+    @classmethod
+    def from_attrs(cls, attrs: dict[str, Any]) -> FluxLayout:
+        """Rebuild from a store's root attributes."""
+        try:
+            start, end = str(attrs["time_axis"]).split("..")
+            return cls(
+                ModelGrid(float(attrs["grid_resolution_deg"])),
+                Tiling(
+                    int(attrs["tile_lat"]),
+                    int(attrs["tile_lon"]),
+                    int(attrs["chunk_lat"]),
+                    int(attrs["chunk_lon"]),
+                ),
+                MonthWindow.parse(start, end),
+            )
+        except (KeyError, ValueError, TypeError) as exc:
+            raise LakeError(
+                f"the flux store lacks layout attributes ({exc}); use a new lake"
+            ) from None
+
+    def create(self, store: icechunk.IcechunkStore, kind: str) -> None:
+        """Write the root group."""
+        root = zarr.open_group(store, mode="w", zarr_format=3)
+        root.attrs.update(self.attrs(kind))
+
+    def add_member(self, store: icechunk.IcechunkStore, member: str, attrs: dict[str, Any]) -> None:
+        """Create a member's group: coordinates, empty fluxes (NaN) and flags (0)."""
+        root = zarr.open_group(store, mode="r+")
+        g = root.create_group(member)
+        g.attrs.update(attrs)
+        ny, nx = self.grid.shape
+        months = self.time_axis.months
+        nt = len(months)
+        days = (month_starts(months) - month_starts(months[:1])[0]) // np.timedelta64(1, "D")
+
+        def arr(
+            name: str,
+            shape: tuple[int, ...],
+            chunks: tuple[int, ...],
+            dtype: str,
+            dims: tuple[str, ...],
+            a: dict[str, Any],
+            data: Any = None,
+            fill: Any = None,
+        ) -> None:
+            z = g.create_array(
+                name,
+                shape=shape,
+                chunks=chunks,
+                dtype=dtype,
+                dimension_names=dims,
+                fill_value=fill,
+                compressors=CODEC,
+            )
+            z.attrs.update(a)
+            if data is not None:
+                z[...] = data
+
+        t0 = str(self.time_axis.start.start_time.date())
+        arr("time", (nt,), (nt,), "int32", ("time",),
+            {"units": f"days since {t0}", "calendar": "proleptic_gregorian",
+             "standard_name": "time", "axis": "T"}, days.astype(np.int32))  # fmt: skip
+        arr("lat", (ny,), (ny,), "float64", ("lat",),
+            {"standard_name": "latitude", "units": "degrees_north", "axis": "Y",
+             "bounds": "lat_bounds"}, self.grid.lat)  # fmt: skip
+        arr("lon", (nx,), (nx,), "float64", ("lon",),
+            {"standard_name": "longitude", "units": "degrees_east", "axis": "X",
+             "bounds": "lon_bounds"}, self.grid.lon)  # fmt: skip
+        arr("lat_bounds", (ny, 2), (ny, 2), "float64", ("lat", "bnds"), {}, self.grid.lat_bounds)
+        arr("lon_bounds", (nx, 2), (nx, 2), "float64", ("lon", "bnds"), {}, self.grid.lon_bounds)
+        arr("labelled", (nt,), (1,), "int8", ("time",),
+            {"long_name": "month holds this member's fluxes (1) or not (0)"}, fill=0)  # fmt: skip
+        chunks = (1, self.tiling.chunk_lat, self.tiling.chunk_lon)
+        for name in FLUXES:
+            a = dict(_FLUX_ATTRS[name])
+            a["units"] = "kg m-2 s-1"
+            a["positive"] = "down"
+            a["cell_methods"] = "time: mean area: mean"
+            a["comment"] = "kg of carbon per m2 of grid cell per second; uptake is positive"
+            arr(name, (nt, ny, nx), chunks, "float32", ("time", "lat", "lon"), a,
+                fill=float("nan"))  # fmt: skip
+
+
+def members(store: icechunk.IcechunkStore) -> list[str]:
+    """Member groups of a flux store, sorted."""
+    root = zarr.open_group(store, mode="r")
+    return sorted(name for name, _ in root.groups())
+
+
+def member_attrs(store: icechunk.IcechunkStore, member: str) -> dict[str, Any]:
+    """A member's attributes."""
+    return dict(zarr.open_group(store, path=member, mode="r").attrs)
+
+
+def labelled_months(
+    store: icechunk.IcechunkStore, layout: FluxLayout, member: str
+) -> pd.PeriodIndex:
+    """Months that hold a member's fluxes."""
+    flags = np.asarray(zarr.open_array(store, path=f"{member}/labelled", mode="r")[:])
+    return layout.time_axis.months[flags == 1]
+
+
+def write_member_flags(
+    store: icechunk.IcechunkStore, layout: FluxLayout, member: str, months: Sequence[pd.Period]
+) -> None:
+    """Mark months as holding a member's fluxes."""
+    a = zarr.open_array(store, path=f"{member}/labelled", mode="r+")
+    for m in months:
+        a[layout.month_index(m)] = 1
+
+
+def read_flux(store: icechunk.IcechunkStore, member: str, name: str, index: int) -> np.ndarray:
+    """One month of one member's flux (lat, lon)."""
+    return np.asarray(zarr.open_array(store, path=f"{member}/{name}", mode="r")[index])
+
+
+def open_member(session: icechunk.Session, member: str) -> xr.Dataset:
+    """A member's group as a lazy Dataset, restricted to its labelled months."""
+    ds = xr.open_zarr(session.store, group=member, consolidated=False, chunks={})
+    ds = ds.set_coords([c for c in ("lat_bounds", "lon_bounds") if c in ds])
+    flags = np.asarray(zarr.open_array(session.store, path=f"{member}/labelled", mode="r")[:])
+    return ds.drop_vars("labelled").isel(time=np.flatnonzero(flags == 1))

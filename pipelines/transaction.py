@@ -1,0 +1,115 @@
+"""A run's transaction on one store of the lake: a branch of its own, published by CAS.
+
+Every stage that writes to the lake does it the same way: branch from ``main``, commit its
+steps on the branch, then move ``main`` to the branch's tip only if nobody moved ``main``
+meanwhile. A run that fails leaves ``main`` as it was, and removes the store (and the lake)
+if it created them.
+"""
+
+from __future__ import annotations
+
+import uuid
+from types import TracebackType
+
+import icechunk
+import pandas as pd
+
+from carbonsink.errors import LakeError, brief
+from carbonsink.lake.lake import Lake
+from pipelines.progress import console
+
+
+def new_run_id() -> str:
+    """A sortable, unique run identifier (UTC time plus a random suffix)."""
+    return f"{pd.Timestamp.now(tz='UTC'):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:6]}"
+
+
+class StoreTransaction:
+    """Context manager for a run's writes to one store.
+
+    Parameters
+    ----------
+    lake
+        The lake.
+    store
+        Store name (``features``, ``labels``, ``models``, ...).
+    run_id
+        Names the branch ``run-<run_id>``.
+
+    Attributes
+    ----------
+    repo
+        The store's repository (created on entry if it did not exist).
+    created
+        Whether this run created the store.
+    """
+
+    def __init__(self, lake: Lake, store: str, run_id: str) -> None:
+        self.lake = lake
+        self.store = store
+        self.run_id = run_id
+        self.branch = f"run-{run_id}"
+        self.tip: str | None = None
+
+    def __enter__(self) -> StoreTransaction:
+        self.lake_existed = self.lake.info() is not None
+        repo = self.lake.open_repo(self.store) if self.lake_existed else None
+        self.created = repo is None
+        self.repo = repo if repo is not None else self.lake.create_repo(self.store)
+        self.base = self.repo.lookup_branch("main")
+        self.repo.create_branch(self.branch, self.base)
+        return self
+
+    def session(self) -> icechunk.Session:
+        """A writable session on the run's branch."""
+        return self.repo.writable_session(self.branch)
+
+    def readonly(self) -> icechunk.Session:
+        """A read-only session at the branch's tip (to hand to workers)."""
+        return self.repo.readonly_session(self.branch)
+
+    def publish(self) -> str:
+        """Move ``main`` to the branch's tip (compare-and-swap) and drop the branch.
+
+        Raises
+        ------
+        LakeError
+            If another run published to the store meanwhile.
+        """
+        tip = self.repo.lookup_branch(self.branch)
+        try:
+            self.repo.reset_branch("main", tip, from_snapshot_id=self.base)
+        except icechunk.IcechunkError as exc:
+            raise LakeError(
+                f"another run published to the {self.store} store while this one ran "
+                f"({brief(exc, 120)}); run it again"
+            ) from None
+        self.repo.delete_branch(self.branch)
+        self.tip = tip
+        return tip
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if exc_type is None:
+            if self.tip is None:  # a transaction left without publishing publishes nothing
+                self.abandon()
+            return
+        self.abandon()
+
+    def abandon(self) -> None:
+        """Undo what the run made: its branch, and a store or lake it created."""
+        try:
+            if self.created:
+                self.lake.delete_repo(self.store)
+                if not self.lake_existed:
+                    self.lake.destroy_if_empty()
+            else:
+                self.repo.delete_branch(self.branch)
+        except Exception as exc:  # the original error matters more than the clean-up's
+            console.print(
+                f"[yellow]warning:[/] clean-up after the failed run was incomplete: {exc}"
+            )

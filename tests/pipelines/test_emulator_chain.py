@@ -1,0 +1,246 @@
+"""labels -> train -> evaluate on a real Dask cluster and a real Icechunk lake (tiny grid)."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import xarray as xr
+import zarr
+
+from carbonsink.config import load_settings
+from carbonsink.emulator.checkpoint import list_checkpoints, load_checkpoint
+from carbonsink.errors import CarbonsinkError, ConfigError, LakeError, SourceError
+from carbonsink.grid import ModelGrid
+from carbonsink.lake.flux_store import labelled_months, members, open_member
+from carbonsink.lake.lake import Lake
+from pipelines.evaluate import run_evaluate
+from pipelines.ingest import run_ingest
+from pipelines.labels import run_labels
+from pipelines.train import run_train
+
+pytestmark = pytest.mark.integration
+GRID = {"resolution": 4.0, "tile_lat": 9, "tile_lon": 18, "chunk_tiles": 1}
+TINY = {
+    "crop": 8,
+    "crops_per_month": 6,
+    "epochs": 2,
+    "batch_size": 16,
+    "hidden": 8,
+    "holdout_start": "2016-01",
+    "holdout_end": "2016-06",
+}
+
+
+def settings(lake, **kw):
+    base = {
+        "lake": str(lake),
+        "grid": GRID,
+        "ingest": {"baseline_start": "2015-01", "baseline_end": "2015-12"},
+        "labels": {"end": "2016-06"},
+        "emulator": TINY,
+    }
+    for k, v in kw.items():
+        base[k] = {**base[k], **v} if isinstance(v, dict) and k in base else v
+    return load_settings(None, **base)
+
+
+@pytest.fixture(scope="module")
+def lake(dask_client, monthly_store, tmp_path_factory):
+    root = tmp_path_factory.mktemp("emulator") / "lake"
+    run_ingest(settings(root, source=monthly_store, start="2015-01", end="2016-12"), dask_client)
+    return root
+
+
+@pytest.fixture(scope="module")
+def trained(lake, dask_client):
+    labels = run_labels(settings(lake), dask_client)
+    train = run_train(settings(lake), dask_client)
+    return labels, train
+
+
+def test_labels_cover_months_up_to_the_cut_off(trained, lake):
+    labels, _ = trained
+    assert labels.members == ["ref-moderate", "ref-dry", "ref-warm"]
+    assert labels.months[0] == pd.Period("2015-01", "M") and labels.months[-1] == pd.Period(
+        "2016-06", "M"
+    )
+    session = Lake(str(lake)).open_repo("labels").readonly_session("main")
+    assert members(session.store) == sorted(labels.members)
+    ds = open_member(session, "ref-moderate")
+    assert ds.sizes["time"] == 18 and ds["land_flux"].attrs["positive"] == "down"
+    land = ds["land_flux"].values
+    ocean = ds["ocean_flux"].values
+    lf = zarr.open_array(
+        Lake(str(lake)).open_repo("features").readonly_session("main").store,
+        path="land_fraction",
+    )[:]
+    assert np.isnan(land[:, lf == 0]).all() and np.isnan(ocean[:, lf == 1]).all()
+    assert np.isfinite(land[:, lf > 0.5]).mean() > 0.9
+    # Ocean uptake dominates at the global scale; the members differ.
+    area = ModelGrid(4.0).cell_area
+    totals = {
+        m: float(np.nansum(open_member(session, m)["ocean_flux"].values * area))
+        for m in labels.members
+    }
+    assert all(t > 0 for t in totals.values())
+    assert len({round(t, 3) for t in totals.values()}) == 3
+
+
+def test_relabelling_reproduces_identical_values(trained, lake, dask_client):
+    repo = Lake(str(lake)).open_repo("labels")
+    before = repo.lookup_branch("main")
+    run_labels(settings(lake, labels={"members": ["ref-dry"]}), dask_client)
+    after = repo.lookup_branch("main")
+    assert after != before
+    for f in ("land_flux", "ocean_flux"):
+        old = open_member(repo.readonly_session(snapshot_id=before), "ref-dry")[f].values
+        new = open_member(repo.readonly_session(snapshot_id=after), "ref-dry")[f].values
+        np.testing.assert_array_equal(old, new)
+
+
+def test_train_publishes_both_variants_with_metadata(trained, lake):
+    session = Lake(str(lake)).open_repo("models").readonly_session("main")
+    found = list_checkpoints(session.store)
+    assert len(found) == 6 and {v for v, _ in found} == {"mean-teacher", "supervised"}
+    emu = load_checkpoint(session.store, "ref-warm", grid=ModelGrid(4.0))
+    meta = emu.metadata
+    assert meta.training["labelled_window"] == "2015-01..2015-12"
+    assert meta.training["unlabelled_window"] == "2016-07..2016-12"
+    assert meta.training["holdout"] == "2016-01..2016-06"
+    assert "co2" in meta.channels and "sst_anom" in meta.channels
+    sup = load_checkpoint(session.store, "ref-warm", "supervised").metadata
+    assert sup.training["unlabelled_months"] == 0
+
+
+def test_training_is_deterministic(trained, lake, dask_client, tmp_path):
+    session = Lake(str(lake)).open_repo("models").readonly_session("main")
+    first = load_checkpoint(session.store, "ref-dry").state()
+    run_train(settings(lake, emulator={"members": ["ref-dry"], "compare_supervised": False}),
+              dask_client)  # fmt: skip
+    session = Lake(str(lake)).open_repo("models").readonly_session("main")
+    again = load_checkpoint(session.store, "ref-dry").state()
+    for k, v in first.items():
+        np.testing.assert_array_equal(v, again[k])
+
+
+def test_evaluate_writes_the_skill_report(trained, lake):
+    report = run_evaluate(settings(lake))
+    names = sorted(Path(f.removeprefix("file://")).name for f in report.files)
+    assert names == ["map.png", "scatter.png", "skill.json", "skill.md"]
+    for f in report.files:
+        assert Path(f.removeprefix("file://")).stat().st_size > 100
+    skill = json.loads(Path(report.files[0].removeprefix("file://")).read_text())["skill"]
+    assert set(skill) == {"mean-teacher", "supervised"}
+    med = skill["mean-teacher"]["ensemble-median"]["land_flux"]
+    assert med["years"] == [2016] and med["cells"] > 0
+    assert np.isfinite(med["mean_relative_error"])
+    session = Lake(str(lake)).open_repo("models").readonly_session("main")
+    meta = load_checkpoint(session.store, "ref-moderate").metadata
+    assert meta.metrics["holdout"] == "2016-01..2016-06"
+    assert "r2_median" in meta.metrics["ocean_flux"]
+
+
+def test_bad_requests_fail_cleanly(trained, lake, dask_client, tmp_path):
+    repo = Lake(str(lake)).open_repo("models")
+    before = repo.lookup_branch("main")
+    with pytest.raises(ConfigError, match="no labels for member"):
+        run_train(settings(lake, emulator={"members": ["nope"]}), dask_client)
+    with pytest.raises(ConfigError, match="no labelled month outside the held-out window"):
+        run_train(settings(lake, emulator={"holdout_start": "2015-01"}), dask_client)
+    with pytest.raises(ConfigError, match="no labels for held-out month"):
+        run_evaluate(settings(lake, emulator={"holdout_end": "2016-12"}))
+    with pytest.raises(LakeError, match="no lake at"):
+        run_labels(settings(tmp_path / "none"), dask_client)
+    assert repo.lookup_branch("main") == before
+    assert set(repo.list_branches()) == {"main"}
+
+
+# -- TRENDY / GOBM import ---------------------------------------------------------------
+
+
+def write_trendy(path, *, units="kg m-2 s-1", fill=-99999.0, declare_fill=True):
+    """A TRENDY-style S2 nbp file: 1 deg, north to south, 365_day calendar from 1700."""
+    lat = np.arange(89.5, -90, -1.0)
+    lon = np.arange(-179.5, 180, 1.0)
+    months = pd.period_range("2015-01", "2016-12", freq="M")
+    lengths = [31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31]
+    days = [(m.year - 1700) * 365 + sum(lengths[: m.month - 1]) + 14 for m in months]
+    values = np.full((len(months), lat.size, lon.size), 2e-9, np.float32)
+    values *= (1 + np.arange(len(months)) / 24)[:, None, None]
+    values[:, :30] = fill  # Antarctica: missing
+    da = xr.DataArray(values, dims=("time", "lat", "lon"),
+                      coords={"lat": lat, "lon": lon}, attrs={"units": units})  # fmt: skip
+    ds = da.to_dataset(name="nbp")
+    ds["time"] = ("time", np.array(days, float), {"units": "days since 1700-01-01 00:00:00",
+                                                  "calendar": "365_day"})  # fmt: skip
+    enc = {"nbp": {"_FillValue": fill}} if declare_fill else {"nbp": {"_FillValue": None}}
+    ds.to_netcdf(path, engine="h5netcdf", encoding=enc)
+    return str(path)
+
+
+def write_gobm(path):
+    """A GCB-submission-style fgco2 file: mol m-2 s-1, 1 deg, longitudes 0.5..359.5."""
+    lat = np.arange(-89.5, 90, 1.0)
+    lon = np.arange(0.5, 360, 1.0)
+    time = pd.date_range("2015-01-01", periods=24, freq="MS") + pd.Timedelta(days=14)
+    values = np.full((24, lat.size, lon.size), 1e-7, np.float32)  # mol m-2 s-1
+    ds = xr.Dataset({"fgco2": (("time", "lat", "lon"), values, {"units": "mol m-2 s-1"})},
+                    coords={"time": time, "lat": lat, "lon": lon})  # fmt: skip
+    ds.to_netcdf(path, engine="h5netcdf")
+    return str(path)
+
+
+def test_import_trendy_and_gobm_files(trained, lake, dask_client, tmp_path):
+    nbp = write_trendy(tmp_path / "CLASSIC_S2_nbp.nc")
+    fg = write_gobm(tmp_path / "NorESM_fgco2.nc")
+    s = settings(lake, labels={"nbp": nbp, "fgco2": fg, "member": "CLASSIC+NorESM"})
+    report = run_labels(s, dask_client)
+    assert report.members == ["CLASSIC+NorESM"]
+    session = Lake(str(lake)).open_repo("labels").readonly_session("main")
+    ds = open_member(session, "CLASSIC+NorESM")
+    assert ds.sizes["time"] == 18  # the labels cut-off still applies
+    lf = zarr.open_array(
+        Lake(str(lake)).open_repo("features").readonly_session("main").store,
+        path="land_fraction",
+    )[:]
+    land = ds["land_flux"].isel(time=0).values
+    ocean = ds["ocean_flux"].isel(time=0).values
+    # A uniform field stays uniform per m2 of land / ocean; south of 60S was missing.
+    north = ds["lat"].values > -58
+    full_land = (lf == 1) & north[:, None]
+    np.testing.assert_allclose(land[full_land], 2e-9, rtol=1e-5)
+    assert np.isnan(land[~north]).all()
+    full_ocean = lf == 0
+    np.testing.assert_allclose(ocean[full_ocean], 1e-7 * 12.011e-3, rtol=1e-5)
+    # The 365_day time axis maps month by month; the series grows as written.
+    assert float(ds["land_flux"].isel(time=17).values[full_land][0]) == pytest.approx(
+        2e-9 * (1 + 17 / 24), rel=1e-5
+    )
+    flayout_months = labelled_months(session.store, _layout(session), "CLASSIC+NorESM")
+    assert len(flayout_months) == 18
+
+
+def _layout(session):
+    from carbonsink.lake.features_store import read_attrs
+    from carbonsink.lake.flux_store import FluxLayout
+
+    return FluxLayout.from_attrs(read_attrs(session.store))
+
+
+def test_bad_target_files_are_refused(trained, lake, dask_client, tmp_path):
+    repo = Lake(str(lake)).open_repo("labels")
+    before = repo.lookup_branch("main")
+    cases = [
+        (write_trendy(tmp_path / "a.nc", units="g m-2 day-1"), "has units 'g m-2 day-1'"),
+        (write_trendy(tmp_path / "b.nc", declare_fill=False), "beyond any real flux"),
+        (str(tmp_path / "missing.nc"), "does not exist"),
+    ]
+    for path, msg in cases:
+        with pytest.raises(SourceError, match=msg):
+            run_labels(settings(lake, labels={"nbp": path, "member": "X"}), dask_client)
+    with pytest.raises(ConfigError, match="need a member name"):
+        run_labels(settings(lake, labels={"nbp": cases[0][0]}), dask_client)
+    assert repo.lookup_branch("main") == before
+    assert issubclass(SourceError, CarbonsinkError)
