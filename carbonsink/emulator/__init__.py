@@ -1,0 +1,1 @@
+"""CNN emulators of land and ocean carbon models over tiles with halos (``docs/emulator.md``)."""
