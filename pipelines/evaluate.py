@@ -37,7 +37,7 @@ from carbonsink.lake.flux_store import FLUXES, labelled_months, read_flux
 from carbonsink.lake.lake import Lake
 from pipelines.labels import open_features
 from pipelines.progress import progress_bar
-from pipelines.train import _open_labels
+from pipelines.train import open_labels
 from pipelines.transaction import StoreTransaction, new_run_id
 
 GOAL_RELATIVE_ERROR = 0.02
@@ -88,7 +88,7 @@ def run_evaluate(settings: Settings) -> EvaluateReport:
     t0 = time.perf_counter()
     lake = Lake(settings.lake, settings.lake_storage)
     features, layout = open_features(lake)
-    labels, flayout = _open_labels(lake)
+    labels, flayout = open_labels(lake)
     repo = lake.open_repo("models")
     if repo is None:
         raise LakeError(f"the lake {lake.url} has no models store; run carbonsink train first")

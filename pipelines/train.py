@@ -108,7 +108,14 @@ def cut_tiles(
     return MonthTiles(m, x.astype(np.float32), mask, y)
 
 
-def _open_labels(lake: Lake) -> tuple[icechunk.Session, FluxLayout]:
+def open_labels(lake: Lake) -> tuple[icechunk.Session, FluxLayout]:
+    """The published ``labels`` store, read-only, and its layout.
+
+    Raises
+    ------
+    LakeError
+        If the lake has no labels store.
+    """
     repo = lake.open_repo("labels")
     if repo is None:
         raise LakeError(
@@ -168,7 +175,7 @@ def run_train(settings: Settings, client: Client) -> TrainReport:
     em = settings.emulator
     lake = Lake(settings.lake, settings.lake_storage)
     features, layout = open_features(lake)
-    labels, flayout = _open_labels(lake)
+    labels, flayout = open_labels(lake)
     if flayout.grid != layout.grid:
         raise LakeError("the labels store is on another grid than the features store")
     chosen, labelled, sample = plan_months(settings, features, layout, labels, flayout)
