@@ -233,6 +233,21 @@ LakeOpt = Annotated[
     str | None, typer.Option("--lake", envvar="CARBONSINK_LAKE", help="Root URL of the lake.")
 ]
 
+HoldoutStartOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--holdout-start",
+        envvar="CARBONSINK_EMULATOR__HOLDOUT_START",
+        help="First held-out month (never trained on; scored by evaluate).",
+    ),
+]
+HoldoutEndOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--holdout-end", envvar="CARBONSINK_EMULATOR__HOLDOUT_END", help="Last held-out month."
+    ),
+]
+
 
 @app.command()
 def labels(
@@ -298,20 +313,8 @@ def train(
         str | None,
         typer.Option("--members", help="Comma-separated members to train (default: all)."),
     ] = None,
-    holdout_start: Annotated[
-        str | None,
-        typer.Option(
-            "--holdout-start",
-            envvar="CARBONSINK_EMULATOR__HOLDOUT_START",
-            help="First held-out month (kept for the skill report).",
-        ),
-    ] = None,
-    holdout_end: Annotated[
-        str | None,
-        typer.Option(
-            "--holdout-end", envvar="CARBONSINK_EMULATOR__HOLDOUT_END", help="Last held-out month."
-        ),
-    ] = None,
+    holdout_start: HoldoutStartOpt = None,
+    holdout_end: HoldoutEndOpt = None,
     epochs: Annotated[int | None, typer.Option("--epochs", help="Training epochs.")] = None,
     crops_per_month: Annotated[
         int | None, typer.Option("--crops-per-month", help="Tiles sampled per month.")
@@ -363,20 +366,8 @@ def train(
 @app.command()
 def evaluate(
     lake: LakeOpt = None,
-    holdout_start: Annotated[
-        str | None,
-        typer.Option(
-            "--holdout-start",
-            envvar="CARBONSINK_EMULATOR__HOLDOUT_START",
-            help="First held-out month.",
-        ),
-    ] = None,
-    holdout_end: Annotated[
-        str | None,
-        typer.Option(
-            "--holdout-end", envvar="CARBONSINK_EMULATOR__HOLDOUT_END", help="Last held-out month."
-        ),
-    ] = None,
+    holdout_start: HoldoutStartOpt = None,
+    holdout_end: HoldoutEndOpt = None,
     config: ConfigOpt = None,
 ) -> None:
     """Skill report of the trained emulators on the held-out months.

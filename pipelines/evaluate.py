@@ -104,7 +104,8 @@ def run_evaluate(settings: Settings) -> EvaluateReport:
     holdout = settings.emulator.holdout
     months = list(holdout.months)
     for m in members:
-        missing = [mo for mo in months if mo not in set(labelled_months(labels.store, flayout, m))]
+        have = set(labelled_months(labels.store, flayout, m))
+        missing = [mo for mo in months if mo not in have]
         if missing:
             raise ConfigError(
                 f"member {m} has no labels for held-out month(s) {missing[0]}..{missing[-1]}; "

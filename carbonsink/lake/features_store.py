@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import icechunk
@@ -34,6 +35,32 @@ from carbonsink.timeutil import MonthWindow, month_starts
 TIME_AXIS = MonthWindow.parse("1940-01", "2050-12")
 TIME_UNITS = "days since 1940-01-01"
 CODEC = zarr.codecs.BloscCodec(cname="lz4", clevel=5, shuffle="shuffle")
+
+
+def create_array(
+    group: zarr.Group,
+    name: str,
+    shape: tuple[int, ...],
+    chunks: tuple[int, ...],
+    dtype: str,
+    dims: tuple[str, ...],
+    attrs: dict[str, Any],
+    data: Any = None,
+    fill: Any = None,
+) -> None:
+    """Create one array of a lake store (carbonsink's codec), with attributes and data."""
+    a = group.create_array(
+        name,
+        shape=shape,
+        chunks=chunks,
+        dtype=dtype,
+        dimension_names=dims,
+        fill_value=fill,
+        compressors=CODEC,
+    )
+    a.attrs.update(attrs)
+    if data is not None:
+        a[...] = data
 
 
 @dataclass(frozen=True)
@@ -122,28 +149,7 @@ class FeaturesLayout:
             (month_starts(months) - np.datetime64("1940-01-01", "ns")) // np.timedelta64(1, "D")
         ).astype(np.int32)
 
-        def arr(
-            name: str,
-            shape: tuple[int, ...],
-            chunks: tuple[int, ...],
-            dtype: str,
-            dims: tuple[str, ...],
-            attrs: dict[str, Any],
-            data: np.ndarray | None = None,
-            fill: Any = None,
-        ) -> None:
-            a = root.create_array(
-                name,
-                shape=shape,
-                chunks=chunks,
-                dtype=dtype,
-                dimension_names=dims,
-                fill_value=fill,
-                compressors=CODEC,
-            )
-            a.attrs.update(attrs)
-            if data is not None:
-                a[...] = data
+        arr = partial(create_array, root)
 
         arr("time", (len(months),), (len(months),), "int32", ("time",),
             {"units": TIME_UNITS, "calendar": "proleptic_gregorian", "standard_name": "time",

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import icechunk
@@ -23,7 +24,7 @@ import zarr
 from carbonsink import __version__
 from carbonsink.errors import LakeError
 from carbonsink.grid import ModelGrid, Tiling
-from carbonsink.lake.features_store import CODEC, TIME_AXIS
+from carbonsink.lake.features_store import TIME_AXIS, create_array
 from carbonsink.timeutil import MonthWindow, month_starts
 
 FLUXES = ("land_flux", "ocean_flux")
@@ -104,28 +105,7 @@ class FluxLayout:
         nt = len(months)
         days = (month_starts(months) - month_starts(months[:1])[0]) // np.timedelta64(1, "D")
 
-        def arr(
-            name: str,
-            shape: tuple[int, ...],
-            chunks: tuple[int, ...],
-            dtype: str,
-            dims: tuple[str, ...],
-            a: dict[str, Any],
-            data: Any = None,
-            fill: Any = None,
-        ) -> None:
-            z = g.create_array(
-                name,
-                shape=shape,
-                chunks=chunks,
-                dtype=dtype,
-                dimension_names=dims,
-                fill_value=fill,
-                compressors=CODEC,
-            )
-            z.attrs.update(a)
-            if data is not None:
-                z[...] = data
+        arr = partial(create_array, g)
 
         t0 = str(self.time_axis.start.start_time.date())
         arr("time", (nt,), (nt,), "int32", ("time",),
