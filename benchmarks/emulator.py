@@ -23,7 +23,7 @@ import torch
 
 from carbonsink.emulator.base import EmulatorMetadata
 from carbonsink.emulator.cnn import CnnEmulator, TileCNN
-from carbonsink.emulator.inputs import INPUT_DRIVERS, input_channels
+from carbonsink.emulator.inputs import INPUT_DRIVERS, Baseline, input_channels
 from carbonsink.emulator.tiles import predict_global
 from carbonsink.emulator.train import TrainConfig, TrainingSet, train_tiles
 from carbonsink.grid import ModelGrid
@@ -83,10 +83,14 @@ def main() -> None:
         member="bench", variant="mean-teacher", grid_resolution=grid.resolution,
         channels=channels, normalisation={c: (0.0, 1.0) for c in channels},
         target_scale={"land_flux": 1.0, "ocean_flux": 1.0}, halo=TileCNN.halo,
-        architecture={"in_channels": len(channels), "hidden": args.hidden, "out_channels": 2},
+        architecture={
+            "in_channels": len(channels), "hidden": args.hidden, "out_channels": 2,
+            "baseline": True,
+        },
     )  # fmt: skip
     torch.manual_seed(0)
-    emu = CnnEmulator.build(meta, device)
+    baseline = Baseline(np.zeros((12, 2, *grid.shape), np.float32))
+    emu = CnnEmulator.build(meta, device, baseline)
     x = np.random.default_rng(0).normal(size=(len(channels), *grid.shape)).astype(np.float32)
     tile = (min(180, grid.shape[0]), min(360, grid.shape[1]))
     t_infer = best_of(lambda: predict_global(emu.predict_numpy, x, emu.halo, tile, batch=8))
@@ -99,7 +103,8 @@ def main() -> None:
         rng.normal(size=(n // 2, len(channels), p + 4, p + 4)).astype(np.float32),
         np.ones((n // 2, 2, p, p), bool),
     )
-    result = train_tiles(TileCNN(len(channels), args.hidden), data, TrainConfig(epochs=2), device)
+    module = TileCNN(len(channels), args.hidden, baseline=True)
+    result = train_tiles(module, data, TrainConfig(epochs=2, clean_channels=2), device)
 
     out = {
         "machine": platform.processor() or platform.machine(),

@@ -13,7 +13,7 @@ from contextvars import ContextVar
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -135,7 +135,7 @@ class EmulatorSettings(_Section):
     holdout_end: str = Field("2022-12", description="last held-out month")
     crop: int = Field(32, ge=8, le=256, description="training crop size in cells (interior)")
     crops_per_month: int = Field(48, ge=1, description="training crops sampled per month")
-    epochs: int = Field(5, ge=1)
+    epochs: int = Field(10, ge=1)
     batch_size: int = Field(64, ge=1)
     hidden: int = Field(32, ge=4, description="CNN width")
     learning_rate: float = Field(3e-3, gt=0)
@@ -160,6 +160,49 @@ class EmulatorSettings(_Section):
     def holdout(self) -> MonthWindow:
         """The held-out window."""
         return MonthWindow.parse(self.holdout_start, self.holdout_end)
+
+
+class RaySettings(_Section):
+    """Ray: a local instance by default, or an existing cluster."""
+
+    address: str | None = Field(
+        None, description="existing Ray cluster, e.g. ray://head:10001 or auto (default: local)"
+    )
+    num_cpus: int | None = Field(None, gt=0, description="CPUs of a local Ray (default: all)")
+
+
+class ServeSettings(_Section):
+    """The emulator's Ray Serve application (``carbonsink serve`` / ``infer``).
+
+    ``max_batch_size``, ``batch_wait_timeout_s`` and ``max_ongoing_requests`` work together:
+    a replica can only form batches of the requests it holds, so ``max_ongoing_requests``
+    must be at least ``max_batch_size`` (checked).
+    """
+
+    variant: str = Field("mean-teacher", description="which trained emulators to serve")
+    num_replicas: int = Field(1, ge=1, description="emulator replicas")
+    num_cpus: float = Field(1.0, gt=0, description="CPUs per replica")
+    num_gpus: float = Field(0.0, ge=0, description="GPUs per replica (0: CPU inference)")
+    max_batch_size: int = Field(8, ge=1, le=256, description="tiles per forward pass")
+    batch_wait_timeout_s: float = Field(0.05, ge=0, le=10)
+    max_ongoing_requests: int = Field(16, ge=1, description="requests a replica holds")
+    in_flight: int = Field(32, ge=1, description="tile requests infer keeps in flight")
+    retries: int = Field(3, ge=0, description="attempts per failed tile key beyond the first")
+    http_host: str = Field("127.0.0.1", description="address of the HTTP route")
+    http_port: int = Field(8000, ge=0, le=65535)
+    max_box_cells: int = Field(
+        1_000_000, ge=1, description="largest box (cells) the HTTP route maps per request"
+    )
+    max_json_cells: int = Field(40_000, ge=1, description="largest box answered as JSON")
+
+    @model_validator(mode="after")
+    def _batching(self) -> ServeSettings:
+        if self.max_ongoing_requests < self.max_batch_size:
+            raise ValueError(
+                f"max_ongoing_requests ({self.max_ongoing_requests}) is below max_batch_size "
+                f"({self.max_batch_size}): batches could never fill; raise it"
+            )
+        return self
 
 
 class SampleSettings(_Section):
@@ -195,6 +238,8 @@ class Settings(BaseSettings):
     ingest: IngestSettings = IngestSettings()
     labels: LabelsSettings = LabelsSettings()
     emulator: EmulatorSettings = EmulatorSettings()
+    ray: RaySettings = RaySettings()
+    serve: ServeSettings = ServeSettings()
     sample: SampleSettings = SampleSettings()
 
     @classmethod

@@ -1,1 +1,1 @@
-"""Engines: Dask client factory (and, later, Ray and Ray Serve)."""
+"""Engines: the Dask client factory, the Ray connector and the Serve application."""

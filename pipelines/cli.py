@@ -391,6 +391,82 @@ def evaluate(
         _echo(f"report: {f}")
 
 
+RayAddressOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--ray-address",
+        envvar="CARBONSINK_RAY__ADDRESS",
+        help="Ray cluster to use, e.g. ray://head:10001 or auto (default: a local Ray).",
+    ),
+]
+VariantOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--variant",
+        envvar="CARBONSINK_SERVE__VARIANT",
+        help="Emulators to use: mean-teacher (default) or supervised.",
+    ),
+]
+
+
+@app.command()
+def infer(
+    lake: LakeOpt = None,
+    start: StartOpt = None,
+    end: EndOpt = None,
+    ray_address: RayAddressOpt = None,
+    variant: VariantOpt = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Map a window of months at the model grid through the emulator's Ray Serve app.
+
+    Every tile of every member and month is streamed through the application (batched on
+    the GPU when replicas have one), written to the lake's sinkmap store with the
+    ensemble median and spread, checked, and published in one transaction. Example:
+
+        carbonsink infer --lake output/lake --start 2024-01 --end 2024-12
+    """
+    from pipelines.infer import run_infer
+
+    s = _settings(
+        config, lake=lake, start=start, end=end, ray={"address": ray_address},
+        serve={"variant": variant},
+    )  # fmt: skip
+    report = run_infer(s)
+    for line in report.lines:
+        _echo(line)
+    _echo(f"sink map: {report.store}")
+
+
+@app.command()
+def serve(
+    lake: LakeOpt = None,
+    ray_address: RayAddressOpt = None,
+    variant: VariantOpt = None,
+    host: Annotated[
+        str | None,
+        typer.Option("--host", envvar="CARBONSINK_SERVE__HTTP_HOST", help="HTTP address."),
+    ] = None,
+    port: Annotated[
+        int | None,
+        typer.Option("--port", envvar="CARBONSINK_SERVE__HTTP_PORT", help="HTTP port."),
+    ] = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Run the emulator's Serve application and its HTTP route until interrupted.
+
+    GET /flux?month=YYYY-MM&bbox=W,S,E,N[&member=M][&format=json|netcdf] maps a box on
+    demand. Bound to 127.0.0.1 unless --host says otherwise.
+    """
+    from pipelines.infer import run_serve
+
+    s = _settings(
+        config, lake=lake, ray={"address": ray_address},
+        serve={"variant": variant, "http_host": host, "http_port": port},
+    )  # fmt: skip
+    run_serve(s, _echo)
+
+
 @app.command()
 def run(
     out: Annotated[

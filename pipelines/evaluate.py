@@ -28,14 +28,13 @@ from carbonsink.emulator.checkpoint import (
     update_metrics,
 )
 from carbonsink.emulator.cnn import CnnEmulator
-from carbonsink.emulator.inputs import StaticFields, month_channels, normalise
+from carbonsink.emulator.inputs import StaticFields, feature_channels, month_channels
 from carbonsink.emulator.skill import SkillAccumulator
 from carbonsink.emulator.tiles import predict_global
 from carbonsink.errors import ConfigError, LakeError
-from carbonsink.lake.features_store import read_static, snapshot_metadata
+from carbonsink.lake.features_store import open_published_features, read_static, snapshot_metadata
 from carbonsink.lake.flux_store import FLUXES, labelled_months, read_flux
 from carbonsink.lake.lake import Lake
-from pipelines.labels import open_features
 from pipelines.progress import progress_bar
 from pipelines.train import open_labels
 from pipelines.transaction import StoreTransaction, new_run_id
@@ -87,7 +86,7 @@ def run_evaluate(settings: Settings) -> EvaluateReport:
     """
     t0 = time.perf_counter()
     lake = Lake(settings.lake, settings.lake_storage)
-    features, layout = open_features(lake)
+    features, layout = open_published_features(lake)
     labels, flayout = open_labels(lake)
     repo = lake.open_repo("models")
     if repo is None:
@@ -111,6 +110,11 @@ def run_evaluate(settings: Settings) -> EvaluateReport:
                 f"member {m} has no labels for held-out month(s) {missing[0]}..{missing[-1]}; "
                 "choose a held-out window inside the labelled months (--holdout-start/--end)"
             )
+    channels = feature_channels(next(iter(emulators.values())).metadata.channels)
+    if any(feature_channels(e.metadata.channels) != channels for e in emulators.values()):
+        raise LakeError(
+            "the models store mixes emulators trained on different inputs; retrain them together"
+        )
     area = read_static(features.store, "cell_area")
     drivers = sorted({d for e in emulators.values() for d in e.metadata.drivers})
     statics = StaticFields.from_store(features.store, layout.grid, drivers)
@@ -127,21 +131,13 @@ def run_evaluate(settings: Settings) -> EvaluateReport:
         task = bar.add_task(f"skill on {holdout}", total=len(months))
         for month in months:
             index = layout.month_index(month)
-            raw = month_channels(
-                features.store, next(iter(emulators.values())).metadata.channels, index, month,
-                statics,
-            )  # fmt: skip
+            raw = month_channels(features.store, channels, index, month, statics)
             targets = {
                 m: np.stack([read_flux(labels.store, m, f, index) for f in FLUXES]) for m in members
             }
             preds: dict[tuple[str, str], np.ndarray] = {}
-            normalised: dict[str, np.ndarray] = {}  # members share their normalisation
             for (v, m), emu in emulators.items():
-                meta = emu.metadata
-                key = json.dumps([meta.channels, meta.normalisation])
-                if key not in normalised:
-                    normalised[key] = normalise(raw, meta.channels, meta.normalisation)
-                x = normalised[key]
+                x = emu.prepare(raw, month.month)
                 preds[(v, m)] = _domain_mask(
                     predict_global(emu.predict_numpy, x, emu.halo, tile, batch=4), lf
                 )

@@ -25,9 +25,9 @@ from carbonsink.errors import ConfigError, LakeError
 from carbonsink.lake.features_store import (
     FeaturesLayout,
     ingested_months,
+    open_published_features,
     read_attrs,
     read_fields,
-    read_layout,
     read_static,
     snapshot_metadata,
     write_region,
@@ -53,28 +53,6 @@ class LabelsReport:
     months: list[pd.Period]
     snapshot: str
     seconds: float
-
-
-def open_features(lake: Lake) -> tuple[icechunk.Session, FeaturesLayout]:
-    """The published ``features`` store, read-only, and its layout.
-
-    Raises
-    ------
-    LakeError
-        If the lake or its features store does not exist, or has no climatology yet.
-    """
-    if lake.info() is None:
-        raise LakeError(f"no lake at {lake.url}; run carbonsink ingest first (or pass --lake)")
-    repo = lake.open_repo("features")
-    if repo is None:
-        raise LakeError(f"the lake {lake.url} has no features store; run carbonsink ingest first")
-    session = repo.readonly_session("main")
-    if not read_attrs(session.store).get("climatology_baseline"):
-        raise LakeError(
-            "the features store has no climatology yet (its baseline is not fully ingested); "
-            "ingest the baseline window first"
-        )
-    return session, read_layout(session.store)
 
 
 def _climatology(store: icechunk.IcechunkStore, names: Sequence[str]) -> dict[str, np.ndarray]:
@@ -197,7 +175,7 @@ def run_labels(settings: Settings, client: Client) -> LabelsReport:
     """
     t0 = time.perf_counter()
     lake = Lake(settings.lake, settings.lake_storage)
-    features, layout = open_features(lake)
+    features, layout = open_published_features(lake)
     end = parse_month(settings.labels.end, what="labels end month")
     refs, targets, attrs = _member_specs(settings, layout)
     months = [m for m in ingested_months(features.store, layout) if m <= end]

@@ -3,6 +3,8 @@
 1. Sample tiles: one Dask task per month reads the month's input channels (features store)
    and, where the month is labelled, every member's fluxes (labels store), and cuts
    ``crops_per_month`` tiles with halos at positions fixed by the seed and the month.
+   One Dask task per member averages its labelled training months by calendar month: the
+   baseline climatology the emulator corrects (cropped at the same positions).
 2. Per member: normalisation from the labelled tiles, then training on the labelled months
    outside the held-out window plus a mean-teacher consistency loss on the months that
    have drivers but no labels; optionally the same run with no consistency loss (the
@@ -15,6 +17,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from typing import Any
 
 import icechunk
 import numpy as np
@@ -27,7 +30,14 @@ from carbonsink.config import Settings
 from carbonsink.emulator.base import EmulatorMetadata
 from carbonsink.emulator.checkpoint import save_checkpoint
 from carbonsink.emulator.cnn import CnnEmulator, TileCNN, pick_device
-from carbonsink.emulator.inputs import StaticFields, channel_stats, input_channels, month_channels
+from carbonsink.emulator.inputs import (
+    Baseline,
+    StaticFields,
+    channel_stats,
+    feature_channels,
+    input_channels,
+    month_channels,
+)
 from carbonsink.emulator.inputs import normalise as normalise_inputs
 from carbonsink.emulator.tiles import pad_global
 from carbonsink.emulator.train import TrainConfig, TrainingSet, train_tiles
@@ -35,12 +45,12 @@ from carbonsink.errors import ConfigError, LakeError
 from carbonsink.lake.features_store import (
     FeaturesLayout,
     ingested_months,
+    open_published_features,
     read_attrs,
     snapshot_metadata,
 )
 from carbonsink.lake.flux_store import FLUXES, FluxLayout, labelled_months, members, read_flux
 from carbonsink.lake.lake import Lake
-from pipelines.labels import open_features
 from pipelines.progress import progress_bar, wait_with_progress
 from pipelines.transaction import StoreTransaction, new_run_id
 
@@ -65,6 +75,7 @@ class MonthTiles:
     x: np.ndarray
     mask: np.ndarray
     y: dict[str, np.ndarray]
+    origins: np.ndarray
 
 
 def cut_tiles(
@@ -85,7 +96,7 @@ def cut_tiles(
     Positions depend only on ``seed`` and the month, so a rerun cuts the same tiles.
     """
     m = pd.Period(month, freq="M")
-    raw = month_channels(features.store, channels, index, m, statics)
+    raw = month_channels(features.store, feature_channels(channels), index, m, statics)
     ny, nx = raw.shape[-2:]
     padded = pad_global(raw, halo)
     rng = np.random.default_rng([seed, index])
@@ -105,7 +116,28 @@ def cut_tiles(
             [np.stack([f[i : i + crop, j : j + crop] for f in fields])
              for i, j in zip(rows, cols, strict=True)]
         ).astype(np.float32)  # fmt: skip
-    return MonthTiles(m, x.astype(np.float32), mask, y)
+    return MonthTiles(m, x.astype(np.float32), mask, y, np.stack([rows, cols], axis=1))
+
+
+def member_baseline(
+    labels: icechunk.Session, layout: FluxLayout, member: str, months: list[str]
+) -> Baseline:
+    """A member's label climatology over ``months``; runs on a worker."""
+    periods = [pd.Period(m, freq="M") for m in months]
+    return Baseline.from_months(
+        (m, np.stack([read_flux(labels.store, member, f, layout.month_index(m)) for f in FLUXES]))
+        for m in periods
+    )
+
+
+def baseline_tiles(baseline: Baseline, tiles: list[MonthTiles], crop: int, halo: int) -> np.ndarray:
+    """The baseline cropped like each month's tiles, ``[N, K, crop + 2h, crop + 2h]``."""
+    side = crop + 2 * halo
+    padded = {m: pad_global(baseline.month(m), halo) for m in {t.month.month for t in tiles}}
+    out = [
+        padded[t.month.month][:, i : i + side, j : j + side] for t in tiles for i, j in t.origins
+    ]
+    return np.stack(out) if out else np.empty((0, len(FLUXES), side, side), np.float32)
 
 
 def open_labels(lake: Lake) -> tuple[icechunk.Session, FluxLayout]:
@@ -174,7 +206,7 @@ def run_train(settings: Settings, client: Client) -> TrainReport:
     t0 = time.perf_counter()
     em = settings.emulator
     lake = Lake(settings.lake, settings.lake_storage)
-    features, layout = open_features(lake)
+    features, layout = open_published_features(lake)
     labels, flayout = open_labels(lake)
     if flayout.grid != layout.grid:
         raise LakeError("the labels store is on another grid than the features store")
@@ -193,9 +225,18 @@ def run_train(settings: Settings, client: Client) -> TrainReport:
         )
         for m in sample
     ]  # fmt: skip
-    tiles: list[MonthTiles] = wait_with_progress(client, futures, "training tiles")
+    holdout = set(em.holdout.months)
+    base_futures = [
+        client.submit(member_baseline, labels, flayout, mem,
+                      [str(m) for m in sorted(labelled[mem] - holdout)], pure=False)
+        for mem in chosen
+    ]  # fmt: skip
+    done = wait_with_progress(client, futures + base_futures, "training tiles and baselines")
+    tiles: list[MonthTiles] = done[: len(futures)]
+    baselines: dict[str, Baseline] = dict(zip(chosen, done[len(futures) :], strict=True))
+    features_only = feature_channels(channels)
     labelled_x = np.concatenate([t.x for t in tiles if t.y])
-    stats = channel_stats(labelled_x[:, :, halo:-halo, halo:-halo], channels)
+    stats = channel_stats(labelled_x[:, :, halo:-halo, halo:-halo], features_only)
     del labelled_x
     device = pick_device(em.device)
     lines: list[str] = []
@@ -209,10 +250,18 @@ def run_train(settings: Settings, client: Client) -> TrainReport:
             for k, f in enumerate(FLUXES)
         }
         scale = {f: (s if s > 0 else 1.0) for f, s in scale.items()}
+        # Baseline channels are the climatology in output units: the network adds to them.
+        norm = {**stats, **{f"{f}_baseline": (0.0, scale[f]) for f in FLUXES}}
+
+        def inputs(part: list[MonthTiles], _m: str = member, _n: dict = norm) -> np.ndarray:
+            x = _stack([t.x for t in part], tiles[0].x)
+            b = baseline_tiles(baselines[_m], part, em.crop, halo)
+            return normalise_inputs(np.concatenate([x, b], axis=1), channels, _n)
+
         data = TrainingSet(
-            x=normalise_inputs(np.concatenate([t.x for t in lab]), channels, stats),
+            x=inputs(lab),
             y=(y / np.array([scale[f] for f in FLUXES], np.float32)[None, :, None, None]),
-            x_unlabelled=normalise_inputs(_stack([t.x for t in unl], tiles[0].x), channels, stats),
+            x_unlabelled=inputs(unl),
             mask_unlabelled=_stack([t.mask for t in unl], tiles[0].mask),
         )
         variants = VARIANTS if em.compare_supervised else {"mean-teacher": True}
@@ -225,9 +274,13 @@ def run_train(settings: Settings, client: Client) -> TrainReport:
                 ema_decay=em.ema_decay,
                 input_noise=em.input_noise,
                 seed=em.seed,
+                clean_channels=len(FLUXES),
             )
             torch.manual_seed(em.seed)
-            arch = {"in_channels": len(channels), "hidden": em.hidden, "out_channels": 2}
+            arch: dict[str, Any] = {
+                "in_channels": len(channels), "hidden": em.hidden, "out_channels": 2,
+                "baseline": True,
+            }  # fmt: skip
             module = TileCNN(**arch)
             with progress_bar() as bar:
                 task = bar.add_task(f"train {member} ({variant})", total=1)
@@ -242,7 +295,7 @@ def run_train(settings: Settings, client: Client) -> TrainReport:
                 variant=variant,
                 grid_resolution=layout.grid.resolution,
                 channels=channels,
-                normalisation=stats,
+                normalisation=norm,
                 target_scale=scale,
                 halo=halo,
                 architecture=arch,
@@ -264,7 +317,9 @@ def run_train(settings: Settings, client: Client) -> TrainReport:
                 code_version=__version__,
             )
             assert isinstance(result.module, TileCNN)
-            emulators.append(CnnEmulator(result.module, meta, torch.device("cpu")))
+            emulators.append(
+                CnnEmulator(result.module, meta, torch.device("cpu"), baselines[member])
+            )
             last = result.history[-1]
             lines.append(
                 f"trained {member} ({variant}) on {len(data.x)} labelled + "

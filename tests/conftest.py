@@ -126,3 +126,22 @@ def s3_bucket(s3_server: str) -> str:
     name = f"test-{uuid.uuid4().hex[:10]}"
     boto3.client("s3", endpoint_url=s3_server, region_name="us-east-1").create_bucket(Bucket=name)
     return name
+
+
+@pytest.fixture(scope="session")
+def ray_cluster() -> Iterator[dict]:
+    """A real local Ray instance with Serve's HTTP proxy on 127.0.0.1, shared by the session."""
+    import os
+
+    import ray
+    from ray import serve
+
+    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+    port = _free_port()
+    ray.init(num_cpus=2, include_dashboard=False, _node_ip_address="127.0.0.1")
+    serve.start(http_options={"host": "127.0.0.1", "port": port})
+    try:
+        yield {"http_port": port}
+    finally:
+        serve.shutdown()
+        ray.shutdown()

@@ -3,7 +3,8 @@
 ``predict(features[B, C, H + 2h, W + 2h]) -> flux[B, K, H, W]`` (``docs/design.md``): a tile
 with a halo of ``h`` cells on every side goes in, the tile's fluxes come out, so tiles
 predicted independently join without seams. Inputs are normalised channels
-(:mod:`carbonsink.emulator.inputs`); outputs are in kg C m-2 s-1 per m2 of cell.
+(:mod:`carbonsink.emulator.inputs`): features of the month, then the member's baseline
+climatology for the calendar month; outputs are in kg C m-2 s-1 per m2 of cell.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import torch
 from carbonsink.errors import CarbonsinkError
 
 #: Version of the checkpoint layout; loading refuses other versions.
-CHECKPOINT_FORMAT = 1
+CHECKPOINT_FORMAT = 2
 OUTPUTS = ("land_flux", "ocean_flux")
 
 

@@ -1,7 +1,9 @@
 """Emulator checkpoints in the lake's ``models`` store: Zarr arrays and JSON, no pickle.
 
 Each checkpoint is a group ``<variant>/<member>`` holding one array per tensor of the
-network's state (``weights/<name>``) and the :class:`EmulatorMetadata` as JSON attributes.
+network's state (``weights/<name>``), the member's baseline climatology (``baseline``,
+``[12, K, lat, lon]``, chunked by month and region so a tile reads only its part) and the
+:class:`EmulatorMetadata` as JSON attributes.
 Nothing is unpickled on load, so a checkpoint from an untrusted lake cannot run code; and
 the models store is an Icechunk repository, so checkpoints are published atomically like
 every other store.
@@ -21,7 +23,12 @@ import zarr
 
 from carbonsink.emulator.base import EmulatorError, EmulatorMetadata
 from carbonsink.emulator.cnn import CnnEmulator
+from carbonsink.emulator.inputs import Baseline
 from carbonsink.grid import ModelGrid
+from carbonsink.lake.features_store import CODEC
+
+#: Rows and columns of a baseline chunk: a few chunks per 0.25 deg month.
+BASELINE_CHUNK = 360
 
 
 def checkpoint_path(member: str, variant: str) -> str:
@@ -45,6 +52,12 @@ def save_checkpoint(store: icechunk.IcechunkStore, emulator: CnnEmulator) -> str
             name, shape=arr.shape, dtype=arr.dtype, chunks=arr.shape if arr.ndim else "auto"
         )
         a[...] = arr
+    if emulator.baseline is not None:
+        b = emulator.baseline.fields
+        chunks = (1, b.shape[1], min(b.shape[2], BASELINE_CHUNK), min(b.shape[3], BASELINE_CHUNK))
+        a = g.create_array("baseline", shape=b.shape, dtype=b.dtype, chunks=chunks,
+                           fill_value=np.nan, compressors=CODEC)  # fmt: skip
+        a[...] = b
     g.attrs["metadata"] = json_dict(meta)
     return path
 
@@ -125,7 +138,17 @@ def load_checkpoint(
                 f"the {member} emulator needs driver(s) {', '.join(missing)} that the features "
                 "store lacks; ingest them or train on this driver set"
             )
-    emulator = CnnEmulator.build(meta, device)
+    baseline = None
+    if "baseline" in g:
+        stored = g["baseline"]
+        assert isinstance(stored, zarr.Array)
+        baseline = Baseline(np.asarray(stored[...]))
+    try:
+        emulator = CnnEmulator.build(meta, device, baseline)
+    except (TypeError, ValueError) as exc:
+        raise EmulatorError(
+            f"the {member} checkpoint's architecture does not fit this code ({exc}); retrain it"
+        ) from None
     weights = g["weights"]
     assert isinstance(weights, zarr.Group)
     state = {name: torch.from_numpy(np.asarray(a[...])) for name, a in weights.arrays()}

@@ -6,6 +6,12 @@ sits in 1x1 convolutions and the spatial context in cheap depthwise-separable 3x
 convolutions (Howard et al. 2017, arXiv:1704.04861). The 3x3 stages use no padding: each
 trims one cell per side, which is exactly the halo the tile carries, so a tile's output
 never depends on zero padding and tiles join without seams.
+
+With ``baseline=True`` the last ``out_channels`` input channels are the member's monthly
+flux climatology (in output units) and the network predicts the departure from it: the
+climatology carries the mean state and seasonal cycle exactly, and the network only has to
+learn the response to weather and CO2 anomalies. On the default data this residual form
+cut the error of held-out annual land totals from 20 % to 3 % (``docs/emulator.md``).
 """
 
 from __future__ import annotations
@@ -16,7 +22,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from carbonsink.emulator.base import EmulatorMetadata
+from carbonsink.emulator.base import EmulatorError, EmulatorMetadata
+from carbonsink.emulator.inputs import Baseline, normalise
 
 
 class TileCNN(nn.Module):
@@ -30,12 +37,20 @@ class TileCNN(nn.Module):
         Width of the trunk.
     out_channels
         Outputs (land and ocean flux).
+    baseline
+        Whether the last ``out_channels`` inputs are a baseline the outputs are added to.
     """
 
     halo = 2
 
-    def __init__(self, in_channels: int, hidden: int = 48, out_channels: int = 2) -> None:
+    def __init__(
+        self, in_channels: int, hidden: int = 48, out_channels: int = 2, baseline: bool = False
+    ) -> None:
         super().__init__()
+        if baseline and in_channels <= out_channels:
+            raise ValueError("a baseline network needs inputs beyond its baseline channels")
+        self.out_channels = out_channels
+        self.baseline = baseline
         self.embed = nn.Conv2d(in_channels, hidden, 1)
         self.stages = nn.ModuleList(
             nn.Sequential(
@@ -56,6 +71,9 @@ class TileCNN(nn.Module):
         for stage in self.stages:
             h = stage(h) + h[..., 1:-1, 1:-1]  # residual, cropped like the valid conv
         out: torch.Tensor = self.head(h)
+        if self.baseline:
+            k, c = self.out_channels, self.halo
+            out = out + x[:, -k:, c:-c, c:-c]
         return out
 
 
@@ -77,11 +95,20 @@ class CnnEmulator:
         Channels, normalisation and output scales that go with the weights.
     device
         Where ``predict`` runs.
+    baseline
+        The member's flux climatology, required when the network has a baseline.
     """
 
     def __init__(
-        self, module: TileCNN, metadata: EmulatorMetadata, device: torch.device | None = None
+        self,
+        module: TileCNN,
+        metadata: EmulatorMetadata,
+        device: torch.device | None = None,
+        baseline: Baseline | None = None,
     ) -> None:
+        if module.baseline and baseline is None:
+            raise EmulatorError(f"the {metadata.member} emulator needs its baseline climatology")
+        self.baseline = baseline
         self.device = device or pick_device()
         # channels-last halves the time of these convolutions on CPUs (measured) and suits
         # tensor cores on GPUs.
@@ -92,9 +119,26 @@ class CnnEmulator:
         ).view(1, -1, 1, 1)
 
     @classmethod
-    def build(cls, metadata: EmulatorMetadata, device: torch.device | None = None) -> CnnEmulator:
+    def build(
+        cls,
+        metadata: EmulatorMetadata,
+        device: torch.device | None = None,
+        baseline: Baseline | None = None,
+    ) -> CnnEmulator:
         """A fresh network shaped by ``metadata.architecture``."""
-        return cls(TileCNN(**metadata.architecture), metadata, device)
+        return cls(TileCNN(**metadata.architecture), metadata, device, baseline)
+
+    def prepare(self, raw: np.ndarray, calendar_month: int) -> np.ndarray:
+        """Normalised inputs ``[C, lat, lon]`` from the raw feature channels of a month.
+
+        ``raw`` holds :func:`~carbonsink.emulator.inputs.feature_channels` of the metadata's
+        channels, in order, over the whole grid; the baseline of the month is appended.
+        """
+        parts = [raw]
+        if self.module.baseline:
+            assert self.baseline is not None
+            parts.append(self.baseline.month(calendar_month))
+        return normalise(np.concatenate(parts), self.metadata.channels, self.metadata.normalisation)
 
     @property
     def halo(self) -> int:

@@ -5,13 +5,15 @@ carries the weather, the climatology the place and season), and the annual mean 
 climatology (process models carry state, such as soil carbon in equilibrium with the
 annual productivity, that one month of climate cannot reveal). Static channels: the land
 fraction and a latitude encoding (sin, cos). One global channel: atmospheric CO2 from the
-NOAA record, which drives the trend of both sinks.
+NOAA record, which drives the trend of both sinks. Last, per member: the baseline, the
+member's own flux climatology for the calendar month (:class:`Baseline`), which the network
+both reads and adds its output to.
 """
 
 from __future__ import annotations
 
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
 import icechunk
 import numpy as np
@@ -19,7 +21,7 @@ import pandas as pd
 import zarr
 
 from carbonsink.co2 import co2_for
-from carbonsink.emulator.base import EmulatorError
+from carbonsink.emulator.base import OUTPUTS, EmulatorError
 from carbonsink.grid import ModelGrid
 from carbonsink.lake.features_store import read_fields, read_static
 
@@ -30,10 +32,11 @@ INPUT_DRIVERS = (
 )  # fmt: skip
 STATIC_CHANNELS = ("land_fraction", "sin_lat", "cos_lat")
 GLOBAL_CHANNELS = ("co2",)
+BASELINE_CHANNELS = tuple(f"{o}_baseline" for o in OUTPUTS)
 
 
 def input_channels(available_drivers: Sequence[str]) -> list[str]:
-    """Channel names for the drivers a features store holds."""
+    """Channel names for the drivers a features store holds, then the baseline channels."""
     drivers = [d for d in INPUT_DRIVERS if d in available_drivers]
     if not drivers:
         raise EmulatorError(
@@ -41,7 +44,58 @@ def input_channels(available_drivers: Sequence[str]) -> list[str]:
             f"({', '.join(INPUT_DRIVERS)}); ingest them"
         )
     chans = [c for d in drivers for c in (f"{d}_anom", f"{d}_clim", f"{d}_annual")]
-    return chans + list(STATIC_CHANNELS) + list(GLOBAL_CHANNELS)
+    return chans + list(STATIC_CHANNELS) + list(GLOBAL_CHANNELS) + list(BASELINE_CHANNELS)
+
+
+def feature_channels(channels: Sequence[str]) -> list[str]:
+    """The channels read from the features store (all but the baseline)."""
+    return [c for c in channels if c not in BASELINE_CHANNELS]
+
+
+class Baseline:
+    """A member's monthly flux climatology, ``[12, K, lat, lon]`` kg C m-2 s-1 (NaN off-domain).
+
+    The mean of the member's labels per calendar month over the training months: what the
+    target model does in an average year, which the emulator corrects for the month's
+    anomalies.
+    """
+
+    def __init__(self, fields: np.ndarray) -> None:
+        if fields.ndim != 4 or fields.shape[0] != 12:
+            raise EmulatorError(f"a baseline is [12, K, lat, lon], got shape {fields.shape}")
+        self.fields = np.asarray(fields, dtype=np.float32)
+
+    def month(self, calendar_month: int) -> np.ndarray:
+        """``[K, lat, lon]`` for a calendar month (1-12)."""
+        return self.fields[calendar_month - 1]
+
+    @classmethod
+    def from_months(cls, months: Iterable[tuple[pd.Period, np.ndarray]]) -> Baseline:
+        """Average ``(month, [K, lat, lon])`` pairs by calendar month, streaming.
+
+        Raises
+        ------
+        EmulatorError
+            If a calendar month does not occur.
+        """
+        sums: dict[int, np.ndarray] = {}
+        counts: dict[int, np.ndarray] = {}
+        for m, f in months:
+            f = np.asarray(f, dtype=np.float64)
+            ok = np.isfinite(f)
+            if m.month not in sums:
+                sums[m.month], counts[m.month] = np.zeros(f.shape), np.zeros(f.shape)
+            sums[m.month] += np.where(ok, f, 0.0)
+            counts[m.month] += ok
+        missing = sorted(set(range(1, 13)) - set(sums))
+        if missing:
+            raise EmulatorError(
+                f"the training months cover no calendar month {missing}; label at least one "
+                "full year outside the held-out window"
+            )
+        with np.errstate(invalid="ignore", divide="ignore"):  # 0/0: NaN off-domain
+            mean = [sums[k] / counts[k] for k in range(1, 13)]
+        return cls(np.stack(mean).astype(np.float32))
 
 
 class StaticFields:
@@ -84,7 +138,12 @@ def month_channels(
     month: pd.Period,
     statics: StaticFields,
 ) -> np.ndarray:
-    """Raw (unnormalised) channels of one month, ``[C, lat, lon]`` float32."""
+    """Raw (unnormalised) feature channels of one month, ``[C, lat, lon]`` float32.
+
+    ``channels`` must not include the baseline (see :func:`feature_channels`).
+    """
+    if any(c in BASELINE_CHANNELS for c in channels):
+        raise EmulatorError("the baseline channels come from the emulator, not the features")
     missing = [c for c in channels if c.endswith("_annual") and c not in statics.fields]
     if missing:
         raise EmulatorError(f"static channels {missing} were not read; pass their drivers")

@@ -9,8 +9,90 @@ independently reproduce a prediction of the whole globe exactly.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 
 import numpy as np
+
+#: ``read(rows, cols) -> field[..., rows, cols]``: a contiguous block of a global field.
+BlockReader = Callable[[slice, slice], np.ndarray]
+
+
+@dataclass(frozen=True, order=True)
+class TileKey:
+    """What travels between engines: a tile of one member's map for one month.
+
+    ``index`` counts tiles row-major from the south-west corner (:func:`tile_origins`).
+    """
+
+    member: str
+    month: str
+    index: int
+
+    def __str__(self) -> str:
+        return f"{self.member}/{self.month}/{self.index}"
+
+    @classmethod
+    def parse(cls, text: str) -> TileKey:
+        """The inverse of ``str(key)``."""
+        member, month, index = text.rsplit("/", 2)
+        return cls(member, month, int(index))
+
+
+def tile_origin(shape: tuple[int, int], tile: tuple[int, int], index: int) -> tuple[int, int]:
+    """Top-left corner (row, col) of tile ``index``; tiles must divide the grid."""
+    ny, nx = shape
+    th, tw = tile
+    if ny % th or nx % tw:
+        raise ValueError(f"tile {tile} does not divide the grid {shape}")
+    per_row = nx // tw
+    if not 0 <= index < (ny // th) * per_row:
+        raise ValueError(f"tile index {index} is outside the {(ny // th) * per_row} tiles")
+    return (index // per_row) * th, (index % per_row) * tw
+
+
+def _segments(start: int, stop: int, n: int) -> list[tuple[int, int]]:
+    """``range(start, stop)`` taken modulo ``n`` as contiguous ``[a, b)`` blocks, in order."""
+    out = []
+    k = start
+    while k < stop:
+        a = k % n
+        b = min(n, a + (stop - k))
+        out.append((a, b))
+        k += b - a
+    return out
+
+
+def read_with_halo(
+    read: BlockReader, shape: tuple[int, int], i: int, j: int, h: int, w: int, halo: int
+) -> np.ndarray:
+    """The ``h x w`` tile at (i, j) with its halo, reading only the blocks it needs.
+
+    Equal to ``pad_global(field, halo)[..., i : i + h + 2 halo, j : j + w + 2 halo]`` (the
+    same rules across the date line and the poles) without reading the whole field.
+    """
+    ny, nx = shape
+    if nx % 2 or halo > ny:
+        raise ValueError("read_with_halo needs an even number of longitudes and halo <= rows")
+    top, bottom = i - halo, i + h + halo
+    blocks = []
+    # (source rows, whether mirrored, longitude shift) for the rows south of the grid, inside
+    # it and north of it; rows past a pole are the rows next to it, half a circle away.
+    parts = [
+        (slice(0, -top), True, nx // 2) if top < 0 else None,
+        (slice(max(top, 0), min(bottom, ny)), False, 0),
+        (slice(2 * ny - bottom, ny), True, nx // 2) if bottom > ny else None,
+    ]
+    for part in parts:
+        if part is None or part[0].stop <= part[0].start:
+            continue
+        rows, mirrored, shift = part
+        cols = [
+            read(rows, slice(a, b))
+            for a, b in _segments(j - halo + shift, j + w + halo + shift, nx)
+        ]
+        block = np.concatenate(cols, axis=-1)
+        blocks.append(block[..., ::-1, :] if mirrored else block)
+    return np.concatenate(blocks, axis=-2)
 
 
 def pad_global(field: np.ndarray, halo: int) -> np.ndarray:

@@ -34,6 +34,9 @@ class TrainConfig:
     ema_decay: float = 0.99
     input_noise: float = 0.1
     seed: int = 0
+    #: Trailing input channels left unperturbed: a baseline the output is added to would
+    #: otherwise pass the noise straight into the prediction.
+    clean_channels: int = 0
 
 
 @dataclass
@@ -157,6 +160,8 @@ def _train(
 
     def noisy(t: torch.Tensor) -> torch.Tensor:
         noise = torch.randn(t.shape, generator=gen) * config.input_noise
+        if config.clean_channels:
+            noise[:, -config.clean_channels :] = 0.0
         out = (t + noise).to(device, non_blocking=True)
         return out.contiguous(memory_format=torch.channels_last)
 

@@ -30,6 +30,7 @@ from carbonsink import __version__
 from carbonsink.drivers import DRIVERS
 from carbonsink.errors import LakeError
 from carbonsink.grid import ModelGrid, Tiling
+from carbonsink.lake.lake import Lake
 from carbonsink.timeutil import MonthWindow, month_starts
 
 TIME_AXIS = MonthWindow.parse("1940-01", "2050-12")
@@ -287,3 +288,25 @@ def read_fields(
 def read_static(store: icechunk.IcechunkStore, name: str) -> np.ndarray:
     """A static (lat, lon) field such as ``land_fraction`` or ``cell_area``."""
     return np.asarray(zarr.open_array(store, path=name, mode="r")[...])
+
+
+def open_published_features(lake: Lake) -> tuple[icechunk.Session, FeaturesLayout]:
+    """The published ``features`` store, read-only, and its layout.
+
+    Raises
+    ------
+    LakeError
+        If the lake or its features store does not exist, or has no climatology yet.
+    """
+    if lake.info() is None:
+        raise LakeError(f"no lake at {lake.url}; run carbonsink ingest first (or pass --lake)")
+    repo = lake.open_repo("features")
+    if repo is None:
+        raise LakeError(f"the lake {lake.url} has no features store; run carbonsink ingest first")
+    session = repo.readonly_session("main")
+    if not read_attrs(session.store).get("climatology_baseline"):
+        raise LakeError(
+            "the features store has no climatology yet (its baseline is not fully ingested); "
+            "ingest the baseline window first"
+        )
+    return session, read_layout(session.store)

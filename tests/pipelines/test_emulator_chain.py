@@ -9,55 +9,17 @@ import pytest
 import xarray as xr
 import zarr
 
-from carbonsink.config import load_settings
 from carbonsink.emulator.checkpoint import list_checkpoints, load_checkpoint
 from carbonsink.errors import CarbonsinkError, ConfigError, LakeError, SourceError
 from carbonsink.grid import ModelGrid
 from carbonsink.lake.flux_store import labelled_months, members, open_member
 from carbonsink.lake.lake import Lake
 from pipelines.evaluate import run_evaluate
-from pipelines.ingest import run_ingest
 from pipelines.labels import run_labels
 from pipelines.train import run_train
+from tests.pipelines.conftest import settings
 
 pytestmark = pytest.mark.integration
-GRID = {"resolution": 4.0, "tile_lat": 9, "tile_lon": 18, "chunk_tiles": 1}
-TINY = {
-    "crop": 8,
-    "crops_per_month": 6,
-    "epochs": 2,
-    "batch_size": 16,
-    "hidden": 8,
-    "holdout_start": "2016-01",
-    "holdout_end": "2016-06",
-}
-
-
-def settings(lake, **kw):
-    base = {
-        "lake": str(lake),
-        "grid": GRID,
-        "ingest": {"baseline_start": "2015-01", "baseline_end": "2015-12"},
-        "labels": {"end": "2016-06"},
-        "emulator": TINY,
-    }
-    for k, v in kw.items():
-        base[k] = {**base[k], **v} if isinstance(v, dict) and k in base else v
-    return load_settings(None, **base)
-
-
-@pytest.fixture(scope="module")
-def lake(dask_client, monthly_store, tmp_path_factory):
-    root = tmp_path_factory.mktemp("emulator") / "lake"
-    run_ingest(settings(root, source=monthly_store, start="2015-01", end="2016-12"), dask_client)
-    return root
-
-
-@pytest.fixture(scope="module")
-def trained(lake, dask_client):
-    labels = run_labels(settings(lake), dask_client)
-    train = run_train(settings(lake), dask_client)
-    return labels, train
 
 
 def test_labels_cover_months_up_to_the_cut_off(trained, lake):

@@ -2,6 +2,7 @@
 
 import icechunk
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 import zarr
@@ -9,28 +10,41 @@ import zarr
 from carbonsink.emulator.base import EmulatorError, EmulatorMetadata
 from carbonsink.emulator.checkpoint import list_checkpoints, load_checkpoint, save_checkpoint
 from carbonsink.emulator.cnn import CnnEmulator, TileCNN
-from carbonsink.emulator.inputs import input_channels
+from carbonsink.emulator.inputs import BASELINE_CHANNELS, Baseline, input_channels
 from carbonsink.emulator.tiles import pad_global, predict_global
 from carbonsink.grid import ModelGrid
 
 
-def metadata(channels, hidden=8, variant="mean-teacher"):
+def metadata(channels, hidden=8, variant="mean-teacher", baseline=False):
+    scale = {"land_flux": 1e-8, "ocean_flux": 2e-8}
     return EmulatorMetadata(
         member="fake",
         variant=variant,
         grid_resolution=10.0,
         channels=channels,
-        normalisation={c: (0.0, 1.0) for c in channels},
-        target_scale={"land_flux": 1e-8, "ocean_flux": 2e-8},
+        # Baseline channels are normalised by the output scale, as training does.
+        normalisation={c: (0.0, scale.get(c.removesuffix("_baseline"), 1.0)) for c in channels},
+        target_scale=scale,
         halo=TileCNN.halo,
-        architecture={"in_channels": len(channels), "hidden": hidden, "out_channels": 2},
-    )
+        architecture={
+            "in_channels": len(channels), "hidden": hidden, "out_channels": 2,
+            "baseline": baseline,
+        },
+    )  # fmt: skip
+
+
+def fake_baseline(seed=0, shape=(18, 36)):
+    rng = np.random.default_rng(seed)
+    b = rng.normal(size=(12, 2, *shape)).astype("f4") * 1e-8
+    b[:, 0, :3] = np.nan  # no land in the southernmost rows
+    return Baseline(b)
 
 
 def fake_emulator(seed=0):
     torch.manual_seed(seed)
     chans = input_channels(["t2m", "sst"])
-    return CnnEmulator.build(metadata(chans), torch.device("cpu"))
+    meta = metadata(chans, baseline=True)
+    return CnnEmulator.build(meta, torch.device("cpu"), fake_baseline(seed))
 
 
 def test_shapes_and_output_scale():
@@ -66,10 +80,49 @@ def test_checkpoint_round_trip_without_pickle():
     g = zarr.open_group(ro, path=path, mode="r")
     assert g.attrs["metadata"]["channels"] == emu.metadata.channels
     assert all(isinstance(a, zarr.Array) for _, a in g["weights"].arrays())
+    assert g["baseline"].shape == (12, 2, 18, 36)
     back = load_checkpoint(ro, "fake", grid=ModelGrid(10.0), drivers=["t2m", "sst", "pr"])
     x = torch.randn(2, len(emu.metadata.channels), 9, 9)
     torch.testing.assert_close(back.predict(x), emu.predict(x))
     assert back.metadata == emu.metadata
+    assert back.baseline is not None and emu.baseline is not None
+    np.testing.assert_array_equal(back.baseline.fields, emu.baseline.fields)
+
+
+def test_baseline_network_adds_to_its_baseline():
+    """With a zero head the output is the baseline channels (in output units), cropped."""
+    emu = fake_emulator()
+    with torch.no_grad():
+        last = emu.module.head[-1]
+        last.weight.zero_()
+        last.bias.zero_()
+    raw = np.random.default_rng(1).normal(size=(len(emu.metadata.channels) - 2, 18, 36))
+    x = emu.prepare(raw.astype("f4"), calendar_month=5)
+    assert emu.metadata.channels[-2:] == list(BASELINE_CHANNELS)
+    y = predict_global(emu.predict_numpy, x, emu.halo, (9, 18))
+    assert emu.baseline is not None
+    expected = np.nan_to_num(emu.baseline.month(5))
+    np.testing.assert_allclose(y, expected, rtol=1e-6, atol=1e-14)
+
+
+def test_baseline_is_the_calendar_month_mean():
+    months = [pd.Period(f"{y}-{m:02d}", freq="M") for y in (2001, 2002) for m in range(1, 13)]
+    fields = [np.full((2, 3, 4), float(m.year - 2000) * m.month) for m in months]
+    for f in fields:
+        f[0, 0, 0] = np.nan
+    fields[0][1, 1, 1] = np.nan  # a gap in one year only: the other year's value stands
+    b = Baseline.from_months(zip(months, fields, strict=True))
+    np.testing.assert_allclose(b.month(3)[1, 2, 2], 4.5)  # (1 * 3 + 2 * 3) / 2
+    assert np.isnan(b.month(3)[0, 0, 0])
+    np.testing.assert_allclose(b.month(1)[1, 1, 1], 2.0)
+    with pytest.raises(EmulatorError, match=r"no calendar month \[12\]"):
+        Baseline.from_months(zip(months[:11], fields[:11], strict=True))
+
+
+def test_baseline_network_needs_its_baseline():
+    meta = metadata(input_channels(["t2m"]), baseline=True)
+    with pytest.raises(EmulatorError, match="needs its baseline"):
+        CnnEmulator.build(meta, torch.device("cpu"))
 
 
 def test_checkpoint_for_another_grid_or_driver_set_is_refused():
@@ -90,6 +143,6 @@ def test_metadata_format_is_checked():
     assert meta.drivers == ["a"]
     d = EmulatorMetadata.from_json(meta.to_json())
     assert d == meta
-    bad = meta.to_json().replace('"format": 1', '"format": 99')
+    bad = meta.to_json().replace('"format": 2', '"format": 99')
     with pytest.raises(EmulatorError, match="checkpoint format 99"):
         EmulatorMetadata.from_json(bad)

@@ -1,10 +1,17 @@
 """Halos on the sphere and tile-by-tile prediction."""
 
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from carbonsink.emulator.tiles import pad_global, predict_global
+from carbonsink.emulator.tiles import (
+    TileKey,
+    pad_global,
+    predict_global,
+    read_with_halo,
+    tile_origin,
+)
 
 
 def box_mean(x: np.ndarray, halo: int) -> np.ndarray:
@@ -48,3 +55,44 @@ def test_identity_round_trip():
     x = np.random.default_rng(1).normal(size=(3, 8, 16))
     out = predict_global(lambda b: b[..., 2:-2, 2:-2], x, 2, (4, 8))
     np.testing.assert_array_equal(out, x)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    ny=st.integers(2, 12),
+    half_nx=st.integers(1, 10),
+    halo=st.integers(0, 3),
+    data=st.data(),
+)
+def test_read_with_halo_equals_padding_the_whole_field(ny, half_nx, halo, data):
+    """Reading a tile's blocks reproduces the padded global field (date line and poles)."""
+    nx = 2 * half_nx
+    halo = min(halo, ny, nx)  # pad_global's own limits
+    field = np.arange(3 * ny * nx, dtype=float).reshape(3, ny, nx)
+    h = data.draw(st.integers(1, ny))
+    w = data.draw(st.integers(1, nx))
+    i = data.draw(st.integers(0, ny - h))
+    j = data.draw(st.integers(0, nx - w))
+    reads = []
+
+    def read(rows, cols):
+        reads.append((rows, cols))
+        return field[..., rows, cols]
+
+    got = read_with_halo(read, (ny, nx), i, j, h, w, halo)
+    want = pad_global(field, halo)[..., i : i + h + 2 * halo, j : j + w + 2 * halo]
+    np.testing.assert_array_equal(got, want)
+    # Only what the tile needs is read: never more cells than the padded tile holds.
+    cells = sum((r.stop - r.start) * (c.stop - c.start) for r, c in reads)
+    assert cells == (h + 2 * halo) * (w + 2 * halo)
+
+
+def test_tile_keys_and_origins():
+    key = TileKey("ref-dry", "2021-06", 7)
+    assert TileKey.parse(str(key)) == key
+    assert tile_origin((8, 12), (4, 4), 0) == (0, 0)
+    assert tile_origin((8, 12), (4, 4), 5) == (4, 8)
+    with pytest.raises(ValueError, match="outside the 6 tiles"):
+        tile_origin((8, 12), (4, 4), 6)
+    with pytest.raises(ValueError, match="does not divide"):
+        tile_origin((8, 12), (3, 5), 0)

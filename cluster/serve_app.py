@@ -1,0 +1,332 @@
+"""The emulator's Ray Serve application: batched tile inference and an HTTP route.
+
+Two deployments:
+
+- ``emulator`` (:class:`EmulatorReplica`): one deployment that serves every member of a
+  variant (it multiplexes members, which then share each month's feature reads; see
+  ``docs/serve.md``). Requests carry a :class:`TileRequest` (a tile key and, for mapping
+  runs, a fork of the run's Icechunk session); ``@serve.batch`` gathers them, the replica reads each
+  tile's inputs with halo from the lake itself, runs one forward pass per member on the
+  batch (GPU when the replica has one), crops the halo, writes the tile into its fork and
+  answers with the key, a status and the fork. Weights come from the lake's ``models``
+  store, located by the lake URL the deployment is bound to, never passed as arguments.
+- ``http`` (:class:`FluxHttp`): ``GET /flux?month=YYYY-MM&bbox=W,S,E,N[&member=M]
+  [&format=json|netcdf]`` maps a box on demand through the ``emulator`` deployment.
+
+``max_batch_size`` and ``batch_wait_timeout_s`` are ``user_config``: changing them
+reconfigures live replicas without redeploying.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+import math
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+import icechunk
+import numpy as np
+import pandas as pd
+from ray import serve
+from ray.serve.handle import DeploymentHandle
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from carbonsink.config import ServeSettings
+from carbonsink.emulator.cnn import pick_device
+from carbonsink.emulator.mapper import TileMapper
+from carbonsink.emulator.tiles import TileKey
+from carbonsink.errors import CarbonsinkError
+from carbonsink.lake.features_store import ingested_months, read_layout
+from carbonsink.lake.flux_store import FLUXES
+from carbonsink.lake.lake import Lake
+from carbonsink.storage import StorageOptions
+
+APP_NAME = "carbonsink"
+EMULATOR = "emulator"
+MEDIAN = "ensemble-median"
+
+
+@dataclass
+class TileRequest:
+    """A tile key, and the fork of the run's session to write it into (None: return it)."""
+
+    key: TileKey
+    fork: icechunk.ForkSession | None = None
+
+
+@dataclass
+class TileResult:
+    """The answer to a :class:`TileRequest`."""
+
+    key: TileKey
+    status: str
+    fork: icechunk.ForkSession | None = None
+    flux: np.ndarray | None = None
+    batch_size: int = 0
+    replica: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def batching_config(settings: ServeSettings) -> dict[str, Any]:
+    """The ``user_config`` that sets a replica's batching."""
+    return {
+        "max_batch_size": settings.max_batch_size,
+        "batch_wait_timeout_s": settings.batch_wait_timeout_s,
+    }
+
+
+@serve.deployment(name=EMULATOR)
+class EmulatorReplica:
+    """Serves the emulators of one variant; see the module docstring."""
+
+    def __init__(self, lake: str, lake_storage: dict[str, Any], variant: str, device: str) -> None:
+        self.mapper = TileMapper.open(
+            Lake(lake, StorageOptions(**lake_storage)), variant, device=pick_device(device)
+        )
+        self.batch_sizes: Counter[int] = Counter()
+        self.replica = serve.get_replica_context().replica_id.unique_id
+
+    def reconfigure(self, config: dict[str, Any]) -> None:
+        """Apply ``user_config``: batch size and wait, without a redeploy."""
+        self.map_batch.set_max_batch_size(int(config["max_batch_size"]))  # type: ignore[attr-defined]
+        self.map_batch.set_batch_wait_timeout_s(float(config["batch_wait_timeout_s"]))  # type: ignore[attr-defined]
+
+    def describe(self) -> dict[str, Any]:
+        """Members, grid and tiling served, and the batch sizes seen so far."""
+        return {
+            "members": self.mapper.members,
+            "resolution": self.mapper.layout.grid.resolution,
+            "tile": list(self.mapper.tile),
+            "tiles_per_month": self.mapper.tiles_per_month,
+            "batch_sizes": dict(self.batch_sizes),
+            "replica": self.replica,
+        }
+
+    async def map_tile(self, request: TileRequest) -> TileResult:
+        """Map one tile (batched with other requests)."""
+        result: TileResult = await self.map_batch(request)
+        return result
+
+    @serve.batch(max_batch_size=8, batch_wait_timeout_s=0.05)
+    async def map_batch(self, requests: list[TileRequest]) -> list[TileResult]:
+        """One forward pass per member over the batch; each tile written to its fork."""
+        self.batch_sizes[len(requests)] += 1
+        keys = [r.key for r in requests]
+        try:
+            # The forward pass holds the CPU; run it off the event loop so the replica
+            # keeps queueing the next batch meanwhile.
+            blocks = await asyncio.to_thread(self.mapper.predict, keys)
+        except CarbonsinkError as exc:
+            return [TileResult(k, f"error: {exc}", replica=self.replica) for k in keys]
+        out = []
+        for req, block in zip(requests, blocks, strict=True):
+            if req.fork is None:
+                out.append(TileResult(req.key, "ok", flux=block, batch_size=len(requests)))
+                continue
+            await asyncio.to_thread(self.mapper.write, req.fork.store, req.key, block)
+            out.append(
+                TileResult(
+                    req.key, "ok", fork=req.fork, batch_size=len(requests), replica=self.replica
+                )
+            )
+        return out
+
+
+class BadRequest(ValueError):
+    """A request the HTTP route refuses, with its status code."""
+
+    def __init__(self, message: str, status: int = 400) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+@serve.deployment(name="http")
+class FluxHttp:
+    """On-demand inference of a box: ``GET /flux``; see the module docstring."""
+
+    def __init__(
+        self,
+        emulator: DeploymentHandle,
+        lake: str,
+        lake_storage: dict[str, Any],
+        max_box_cells: int,
+        max_json_cells: int,
+    ) -> None:
+        self.emulator = emulator
+        self.lake = Lake(lake, StorageOptions(**lake_storage))
+        self.max_box_cells = max_box_cells
+        self.max_json_cells = max_json_cells
+        self.info: dict[str, Any] | None = None
+
+    async def __call__(self, request: Request) -> Response:
+        """Answer ``GET /flux``; 4xx with a one-line message for a bad request."""
+        if request.url.path.rstrip("/") not in ("/flux", ""):
+            return JSONResponse({"error": "unknown path; use GET /flux"}, status_code=404)
+        if request.url.path.rstrip("/") == "":
+            return JSONResponse({"routes": ["/flux?month=YYYY-MM&bbox=W,S,E,N"]})
+        if request.method != "GET":
+            return JSONResponse({"error": "use GET"}, status_code=405)
+        try:
+            if self.info is None:
+                self.info = await self.emulator.describe.remote()
+            query = self._parse(dict(request.query_params))
+            return await self._answer(query)
+        except BadRequest as exc:
+            return JSONResponse({"error": str(exc)}, status_code=exc.status)
+
+    def _parse(self, q: dict[str, str]) -> dict[str, Any]:
+        assert self.info is not None
+        unknown = sorted(set(q) - {"month", "bbox", "member", "format"})
+        if unknown:
+            raise BadRequest(f"unknown parameter(s) {', '.join(unknown)}")
+        try:
+            month = pd.Period(q["month"], freq="M")
+        except (KeyError, ValueError):
+            raise BadRequest("month=YYYY-MM is required, e.g. month=2021-06") from None
+        try:
+            west, south, east, north = (float(v) for v in q["bbox"].split(","))
+        except (KeyError, ValueError):
+            raise BadRequest(
+                "bbox=W,S,E,N in degrees is required, e.g. bbox=-60,-10,-50,0"
+            ) from None
+        if not (-180 <= west < east <= 180 and -90 <= south < north <= 90):
+            raise BadRequest("bbox needs -180 <= W < E <= 180 and -90 <= S < N <= 90")
+        members = self.info["members"]
+        member = q.get("member", MEDIAN if len(members) > 1 else members[0])
+        if member not in [*members, MEDIAN]:
+            raise BadRequest(f"member must be one of {', '.join([*members, MEDIAN])}")
+        fmt = q.get("format", "json")
+        if fmt not in ("json", "netcdf"):
+            raise BadRequest("format must be json or netcdf")
+        d = self.info["resolution"]
+        rows = slice(math.floor((south + 90) / d), math.ceil((north + 90) / d))
+        cols = slice(math.floor((west + 180) / d), math.ceil((east + 180) / d))
+        cells = (rows.stop - rows.start) * (cols.stop - cols.start)
+        if cells > self.max_box_cells:
+            raise BadRequest(
+                f"the box holds {cells} cells, above the limit of {self.max_box_cells}; "
+                "ask for a smaller box or map the window with carbonsink infer",
+                status=413,
+            )
+        if fmt == "json" and cells > self.max_json_cells:
+            raise BadRequest(
+                f"the box holds {cells} cells, above {self.max_json_cells} for JSON; "
+                "ask for format=netcdf",
+                status=413,
+            )
+        repo = self.lake.open_repo("features")
+        if repo is None:
+            raise BadRequest("the lake has no features store", status=404)
+        store = repo.readonly_session("main").store
+        if month not in set(ingested_months(store, read_layout(store))):
+            raise BadRequest(f"month {month} is not in the lake's features; ingest it first", 404)
+        return {"month": month, "rows": rows, "cols": cols, "member": member, "format": fmt}
+
+    async def _answer(self, q: dict[str, Any]) -> Response:
+        assert self.info is not None
+        th, tw = self.info["tile"]
+        d = self.info["resolution"]
+        nx = round(360 / d)
+        rows, cols = q["rows"], q["cols"]
+        per_row = nx // tw
+        tiles = [
+            tr * per_row + tc
+            for tr in range(rows.start // th, (rows.stop - 1) // th + 1)
+            for tc in range(cols.start // tw, (cols.stop - 1) // tw + 1)
+        ]
+        members = self.info["members"] if q["member"] == MEDIAN else [q["member"]]
+        keys = [TileKey(m, str(q["month"]), t) for m in members for t in tiles]
+        results: list[TileResult] = await asyncio.gather(
+            *[self.emulator.map_tile.remote(TileRequest(k)) for k in keys]
+        )
+        bad = [r for r in results if r.status != "ok"]
+        if bad:
+            raise BadRequest(bad[0].status, status=500)
+        per_member: dict[str, np.ndarray] = {}
+        for m in members:
+            field = np.full((len(FLUXES), rows.stop - rows.start, cols.stop - cols.start), np.nan)
+            for r in results:
+                if r.key.member != m:
+                    continue
+                assert r.flux is not None
+                i0, j0 = (r.key.index // per_row) * th, (r.key.index % per_row) * tw
+                rs = slice(max(rows.start, i0), min(rows.stop, i0 + th))
+                cs = slice(max(cols.start, j0), min(cols.stop, j0 + tw))
+                field[:, rs.start - rows.start : rs.stop - rows.start,
+                      cs.start - cols.start : cs.stop - cols.start] = r.flux[
+                    :, rs.start - i0 : rs.stop - i0, cs.start - j0 : cs.stop - j0]  # fmt: skip
+            per_member[m] = field
+        stack = np.stack(list(per_member.values()))
+        flux = stack[0] if len(stack) == 1 else np.nanmedian(stack, axis=0)
+        lat = -90 + d * (np.arange(rows.start, rows.stop) + 0.5)
+        lon = -180 + d * (np.arange(cols.start, cols.stop) + 0.5)
+        if q["format"] == "json":
+            body = {
+                "month": str(q["month"]),
+                "member": q["member"],
+                "units": "kg m-2 s-1 per m2 of grid cell, positive into the land / ocean",
+                "lat": lat.round(6).tolist(),
+                "lon": lon.round(6).tolist(),
+                **{
+                    name: [
+                        [None if not np.isfinite(v) else float(v) for v in row] for row in flux[k]
+                    ]
+                    for k, name in enumerate(FLUXES)
+                },
+            }
+            return Response(json.dumps(body), media_type="application/json")
+        return Response(_netcdf(flux, lat, lon, q), media_type="application/x-netcdf")
+
+
+def _json_rows(field: np.ndarray) -> list[list[float | None]]:
+    """Rows of a field with NaN as null (JSON has no NaN)."""
+    return [[float(v) if np.isfinite(v) else None for v in row] for row in field]
+
+
+def _netcdf(flux: np.ndarray, lat: np.ndarray, lon: np.ndarray, q: dict[str, Any]) -> bytes:
+    import xarray as xr
+
+    attrs = {"units": "kg m-2 s-1", "positive": "down"}
+    data = {
+        name: (("lat", "lon"), flux[k].astype(np.float32), attrs) for k, name in enumerate(FLUXES)
+    }
+    coords = {
+        "lat": ("lat", lat, {"units": "degrees_north"}),
+        "lon": ("lon", lon, {"units": "degrees_east"}),
+    }
+    meta = {"month": str(q["month"]), "member": q["member"], "source": "carbonsink serve"}
+    ds = xr.Dataset(data, coords=coords, attrs=meta)
+    buf = io.BytesIO()
+    ds.to_netcdf(buf, engine="h5netcdf")
+    return buf.getvalue()
+
+
+def build_app(lake: str, lake_storage: dict[str, Any], settings: ServeSettings) -> Any:
+    """The Serve application: the ``emulator`` deployment behind the ``http`` ingress."""
+    emulator = EmulatorReplica.options(  # type: ignore[attr-defined]
+        num_replicas=settings.num_replicas,
+        max_ongoing_requests=settings.max_ongoing_requests,
+        ray_actor_options={"num_cpus": settings.num_cpus, "num_gpus": settings.num_gpus},
+        user_config=batching_config(settings),
+    ).bind(lake, lake_storage, settings.variant, "cuda" if settings.num_gpus > 0 else "cpu")
+    return FluxHttp.bind(  # type: ignore[attr-defined]
+        emulator, lake, lake_storage, settings.max_box_cells, settings.max_json_cells
+    )
+
+
+def wait_ready(handle: DeploymentHandle, timeout_s: float = 300.0) -> dict[str, Any]:
+    """Block until the emulator deployment answers; its :meth:`EmulatorReplica.describe`."""
+    t0 = time.monotonic()
+    while True:
+        try:
+            info: dict[str, Any] = handle.describe.remote().result(timeout_s=30)
+            return info
+        except Exception:
+            if time.monotonic() - t0 > timeout_s:
+                raise
+            time.sleep(1.0)

@@ -1,0 +1,309 @@
+"""``carbonsink infer``: map a window of months through the emulator's Ray Serve application.
+
+1. Plan: every tile key (member, month, tile) of the window; the ``sinkmap`` store (one
+   group per member plus the ensemble median and spread, one tile per chunk so that no two
+   tiles share a chunk) is created or extended on the run's branch.
+2. Stream: each key goes to the Serve application with a fork of the run's session; at most
+   ``serve.in_flight`` requests are outstanding; a failed key (a replica that died, a
+   timeout) is sent again up to ``serve.retries`` times. The replicas write the tiles into
+   their forks; the forks come back and are merged into the run's session.
+3. Ensemble: per month, the median and the spread (sample standard deviation) of the
+   members, and checks (no NaN over a flux's domain, plausible magnitudes). Then commit and
+   publish by compare-and-swap: a reader sees the whole window or none of it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import warnings
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import icechunk
+import numpy as np
+import pandas as pd
+import zarr
+
+from carbonsink.config import Settings
+from carbonsink.emulator.tiles import TileKey
+from carbonsink.errors import ConfigError, LakeError
+from carbonsink.grid import Tiling
+from carbonsink.lake.features_store import (
+    ingested_months,
+    open_published_features,
+    read_static,
+    snapshot_metadata,
+)
+from carbonsink.lake.flux_store import (
+    FLUXES,
+    FluxLayout,
+    members,
+    read_flux,
+    write_member_flags,
+)
+from carbonsink.lake.lake import Lake
+from carbonsink.targets import PLAUSIBLE_FLUX
+from carbonsink.timeutil import MonthWindow
+from pipelines.evaluate import ensemble_median
+from pipelines.progress import console, progress_bar
+from pipelines.transaction import StoreTransaction, new_run_id
+
+MEDIAN = "ensemble-median"
+SPREAD = "ensemble-spread"
+
+
+@dataclass
+class InferReport:
+    """What an inference run published."""
+
+    store: str
+    months: list[str]
+    keys: int
+    retried: int
+    seconds: float
+    batch_sizes: dict[int, int] = field(default_factory=dict)
+    lines: list[str] = field(default_factory=list)
+
+
+def sinkmap_layout(features_layout: Any) -> FluxLayout:
+    """The sink map's layout: the features' grid and time axis, one tile per chunk."""
+    t = features_layout.tiling
+    return FluxLayout(features_layout.grid, Tiling(t.nlat, t.nlon, t.nlat, t.nlon))
+
+
+def prepare_store(
+    session: icechunk.Session, layout: FluxLayout, groups: dict[str, dict[str, Any]]
+) -> None:
+    """Create the sink-map store (or check it) and add missing groups."""
+    root = zarr.open_group(session.store, mode="a", zarr_format=3)
+    if "kind" not in root.attrs:
+        layout.create(session.store, "sinkmap")
+    else:
+        have = FluxLayout.from_attrs(dict(root.attrs))
+        if have != layout:
+            raise LakeError(
+                "the lake's sinkmap store has another grid or tiling than its features; "
+                "export it and delete it, or use a new lake"
+            )
+    present = set(members(session.store))
+    for name, attrs in groups.items():
+        if name not in present:
+            layout.add_member(session.store, name, attrs)
+        else:
+            zarr.open_group(session.store, path=name, mode="r+").attrs.update(attrs)
+
+
+async def _stream(
+    handle: Any,
+    keys: list[TileKey],
+    fork: icechunk.ForkSession,
+    in_flight: int,
+    retries: int,
+    progress: Callable[[int, int], None] | None = None,
+) -> tuple[list[icechunk.ForkSession], int, Counter[int]]:
+    from cluster.serve_app import TileRequest
+
+    sem = asyncio.Semaphore(in_flight)
+    retried = 0
+    sizes: Counter[int] = Counter()
+    forks: list[icechunk.ForkSession] = []
+    with progress_bar() as bar:
+        task = bar.add_task("tiles through Serve", total=len(keys))
+
+        async def one(key: TileKey) -> None:
+            nonlocal retried
+            async with sem:
+                for attempt in range(retries + 1):
+                    try:
+                        result = await handle.map_tile.remote(TileRequest(key, fork))
+                    except Exception as exc:  # a replica died, a timeout: send the key again
+                        error = f"{type(exc).__name__}: {str(exc).splitlines()[0][:160]}"
+                    else:
+                        if result.status == "ok":
+                            forks.append(result.fork)
+                            sizes[result.batch_size] += 1
+                            bar.advance(task)
+                            if progress is not None:
+                                progress(len(forks), len(keys))
+                            return
+                        error = result.status
+                    if attempt < retries:
+                        retried += 1
+                        await asyncio.sleep(min(2.0**attempt, 10.0))
+                raise LakeError(
+                    f"tile {key} failed {retries + 1} times ({error}); nothing was published, "
+                    "fix the cause and run carbonsink infer again"
+                )
+
+        await asyncio.gather(*(one(k) for k in keys))
+    return forks, retried, sizes
+
+
+def _ensemble_and_check(
+    session: icechunk.Session,
+    layout: FluxLayout,
+    names: list[str],
+    months: list[pd.Period],
+    land_fraction: np.ndarray,
+) -> None:
+    """Write median and spread for each month and check every member's map."""
+    domains = (land_fraction > 0, land_fraction < 1)
+    with progress_bar() as bar:
+        task = bar.add_task("ensemble and checks", total=len(months))
+        for month in months:
+            index = layout.month_index(month)
+            fields = {
+                m: np.stack([read_flux(session.store, m, f, index) for f in FLUXES]) for m in names
+            }
+            for m, flux in fields.items():
+                for k, f in enumerate(FLUXES):
+                    gaps = int(np.count_nonzero(~np.isfinite(flux[k]) & domains[k]))
+                    if gaps:
+                        raise LakeError(
+                            f"{m} {f} of {month} has {gaps} missing cells over its domain; "
+                            "the features of that month are incomplete: re-ingest it"
+                        )
+                    big = float(np.nanmax(np.abs(flux[k]))) if domains[k].any() else 0.0
+                    if big > PLAUSIBLE_FLUX:
+                        raise LakeError(
+                            f"{m} {f} of {month} reaches {big:.2e} kg m-2 s-1, beyond any "
+                            "plausible flux; the emulator does not fit these inputs: retrain it"
+                        )
+            stack = list(fields.values())
+            median = ensemble_median(stack)
+            with warnings.catch_warnings():  # all-NaN cells outside a flux's domain
+                warnings.simplefilter("ignore", RuntimeWarning)
+                spread = (
+                    np.nanstd(np.stack(stack), axis=0, ddof=1)
+                    if len(stack) > 1
+                    else np.zeros_like(median)
+                )
+            spread[np.isnan(median)] = np.nan
+            for group, value in ((MEDIAN, median), (SPREAD, spread)):
+                for k, f in enumerate(FLUXES):
+                    a = zarr.open_array(session.store, path=f"{group}/{f}", mode="r+")
+                    a[index] = value[k].astype(np.float32)
+            bar.advance(task)
+    for name in [*names, MEDIAN, SPREAD]:
+        write_member_flags(session.store, layout, name, months)
+
+
+def run_infer(
+    settings: Settings, progress: Callable[[int, int], None] | None = None
+) -> InferReport:
+    """Map ``settings.start``..``settings.end`` through the Serve application.
+
+    ``progress(done, total)`` is called as tiles complete (besides the progress bar).
+
+    Raises
+    ------
+    carbonsink.errors.CarbonsinkError
+        Bad input or a failed run, with a one-line message; nothing is then published.
+    """
+    from ray import serve
+
+    from cluster.ray import ray_session
+    from cluster.serve_app import APP_NAME, EMULATOR, build_app, wait_ready
+
+    t0 = time.perf_counter()
+    if not (settings.start and settings.end):
+        raise ConfigError("infer needs a window: pass --start YYYY-MM and --end YYYY-MM")
+    window = MonthWindow.parse(settings.start, settings.end)
+    lake = Lake(settings.lake, settings.lake_storage)
+    features, flayout = open_published_features(lake)
+    have = set(ingested_months(features.store, flayout))
+    missing = [m for m in window.months if m not in have]
+    if missing:
+        raise ConfigError(
+            f"the lake's features lack {len(missing)} month(s) of {window} (first {missing[0]}); "
+            "ingest them first or choose a window inside the ingested months"
+        )
+    layout = sinkmap_layout(flayout)
+    months = list(window.months)
+    serve_settings = settings.serve
+    storage = settings.lake_storage.model_dump()
+    with ray_session(settings.ray):
+        serve.start(
+            http_options={"host": serve_settings.http_host, "port": serve_settings.http_port}
+        )
+        serve.run(build_app(lake.url, storage, serve_settings), name=APP_NAME)
+        emulator = serve.get_deployment_handle(EMULATOR, app_name=APP_NAME)
+        info = wait_ready(emulator)
+        names: list[str] = info["members"]
+        keys = [TileKey(m, str(mo), i) for mo in months for m in names
+                for i in range(info["tiles_per_month"])]  # fmt: skip
+        console.print(
+            f"mapping {len(months)} month(s) x {len(names)} member(s) x "
+            f"{info['tiles_per_month']} tiles through Serve ({serve_settings.variant})"
+        )
+        run_id = new_run_id()
+        with StoreTransaction(lake, "sinkmap", run_id) as tx:
+            session = tx.session()
+            attrs = {"variant": serve_settings.variant, "run": run_id}
+            groups = {m: {**attrs, "kind": "member"} for m in names}
+            groups[MEDIAN] = {**attrs, "kind": "ensemble median over members"}
+            groups[SPREAD] = {**attrs, "kind": "ensemble spread: sample standard deviation"}
+            prepare_store(session, layout, groups)
+            if session.has_uncommitted_changes:
+                session.commit("sinkmap layout", metadata=snapshot_metadata(run=run_id))
+            session = tx.session()
+            t_stream = time.perf_counter()
+            forks, retried, sizes = asyncio.run(
+                _stream(emulator, keys, session.fork(), serve_settings.in_flight,
+                        serve_settings.retries, progress)
+            )  # fmt: skip
+            t_merge = time.perf_counter()
+            session.merge(*forks)
+            session.commit(f"tiles {window}", metadata=snapshot_metadata(run=run_id))
+            t_ensemble = time.perf_counter()
+            session = tx.session()
+            lf = read_static(features.store, "land_fraction")
+            _ensemble_and_check(session, layout, names, months, lf)
+            session.commit(
+                f"sink map {window}",
+                metadata=snapshot_metadata(run=run_id, stage="infer", window=str(window)),
+            )
+            tx.publish()
+    seconds = time.perf_counter() - t0
+    lines = [
+        f"mapped {len(keys)} tiles ({len(months)} months, members {', '.join(names)}) in "
+        f"{seconds:.0f} s: streaming {t_merge - t_stream:.1f} s, merging "
+        f"{t_ensemble - t_merge:.1f} s, ensemble and checks "
+        f"{time.perf_counter() - t_ensemble:.1f} s; {retried} retried; requests by batch "
+        f"size {dict(sorted(sizes.items()))}"
+    ]
+    return InferReport(
+        store=lake.store_location("sinkmap").url,
+        months=[str(m) for m in months],
+        keys=len(keys),
+        retried=retried,
+        seconds=seconds,
+        batch_sizes=dict(sizes),
+        lines=lines,
+    )
+
+
+def run_serve(settings: Settings, echo: Any) -> None:
+    """Deploy the Serve application and keep it up until interrupted (Ctrl-C)."""
+    from ray import serve
+
+    from cluster.ray import ray_session
+    from cluster.serve_app import APP_NAME, EMULATOR, build_app, wait_ready
+
+    lake = Lake(settings.lake, settings.lake_storage)
+    open_published_features(lake)  # a clear error now rather than in every replica
+    s = settings.serve
+    with ray_session(settings.ray):
+        serve.start(http_options={"host": s.http_host, "port": s.http_port})
+        serve.run(build_app(lake.url, settings.lake_storage.model_dump(), s), name=APP_NAME)
+        info = wait_ready(serve.get_deployment_handle(EMULATOR, app_name=APP_NAME))
+        echo(f"serving {s.variant} emulators of {', '.join(info['members'])}")
+        echo(f"http: http://{s.http_host}:{s.http_port}/flux?month=YYYY-MM&bbox=W,S,E,N")
+        try:
+            while True:
+                time.sleep(3600)
+        except KeyboardInterrupt:
+            serve.shutdown()
