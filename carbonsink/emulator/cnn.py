@@ -11,7 +11,8 @@ With ``baseline=True`` the last ``out_channels`` input channels are the member's
 flux climatology (in output units) and the network predicts the departure from it: the
 climatology carries the mean state and seasonal cycle exactly, and the network only has to
 learn the response to weather and CO2 anomalies. On the default data this residual form
-cut the error of held-out annual land totals from 20 % to 3 % (``docs/emulator.md``).
+alone cut the error of held-out annual land totals from 19.5 % to 10.7 % (one member, 5
+epochs), and to 3 % with 10 epochs (``docs/emulator.md``).
 """
 
 from __future__ import annotations
