@@ -308,13 +308,16 @@ def _netcdf(flux: np.ndarray, lat: np.ndarray, lon: np.ndarray, q: dict[str, Any
 
 def build_app(lake: str, lake_storage: dict[str, Any], settings: ServeSettings) -> Any:
     """The Serve application: the ``emulator`` deployment behind the ``http`` ingress."""
+    # One access-log line per tile request drowns the progress bar; warnings still show.
+    quiet = {"log_level": "WARNING", "enable_access_log": False}
     emulator = EmulatorReplica.options(  # type: ignore[attr-defined]
+        logging_config=quiet,
         num_replicas=settings.num_replicas,
         max_ongoing_requests=settings.max_ongoing_requests,
         ray_actor_options={"num_cpus": settings.num_cpus, "num_gpus": settings.num_gpus},
         user_config=batching_config(settings),
     ).bind(lake, lake_storage, settings.variant, "cuda" if settings.num_gpus > 0 else "cpu")
-    return FluxHttp.bind(  # type: ignore[attr-defined]
+    return FluxHttp.options(logging_config=quiet).bind(  # type: ignore[attr-defined]
         emulator, lake, lake_storage, settings.max_box_cells, settings.max_json_cells
     )
 

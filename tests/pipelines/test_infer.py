@@ -9,6 +9,7 @@ import urllib.request
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 import zarr
 
 from carbonsink.emulator.checkpoint import load_checkpoint
@@ -191,3 +192,18 @@ def test_http_route_answers_boxes_and_refuses_bad_requests(mapped, infer_lake, r
     ]:
         status, body = get(port, query)
         assert status == code and text in json.loads(body)["error"], (query, body)
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_gpu_replica_maps_like_the_cpu(mapped, infer_lake, ray_cluster):
+    """A replica with a GPU (bf16 autocast) gives the CPU map within bf16 precision."""
+    store = sinkmap(infer_lake)
+    cpu = np.asarray(zarr.open_array(store, path=f"{MEDIAN}/land_flux", mode="r")[:])
+    s = serve_settings(infer_lake, ray_cluster, num_gpus=1).model_copy(update={"end": "2016-01"})
+    run_infer(s)
+    gpu = np.asarray(zarr.open_array(sinkmap(infer_lake), path=f"{MEDIAN}/land_flux", mode="r")[:])
+    ok = np.isfinite(cpu)
+    scale = np.abs(cpu[ok]).max()
+    assert np.array_equal(ok, np.isfinite(gpu))
+    assert np.abs(gpu[ok] - cpu[ok]).max() / scale < 0.05  # bf16 keeps 8 bits of mantissa
