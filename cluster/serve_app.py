@@ -42,13 +42,13 @@ from carbonsink.emulator.mapper import TileMapper
 from carbonsink.emulator.tiles import TileKey
 from carbonsink.errors import CarbonsinkError
 from carbonsink.lake.features_store import ingested_months, read_layout
-from carbonsink.lake.flux_store import FLUXES
+from carbonsink.lake.flux_store import ENSEMBLE_MEDIAN, FLUXES, ensemble_median
 from carbonsink.lake.lake import Lake
 from carbonsink.storage import StorageOptions
 
 APP_NAME = "carbonsink"
 EMULATOR = "emulator"
-MEDIAN = "ensemble-median"
+MEDIAN = ENSEMBLE_MEDIAN
 
 
 @dataclass
@@ -261,8 +261,7 @@ class FluxHttp:
                       cs.start - cols.start : cs.stop - cols.start] = r.flux[
                     :, rs.start - i0 : rs.stop - i0, cs.start - j0 : cs.stop - j0]  # fmt: skip
             per_member[m] = field
-        stack = np.stack(list(per_member.values()))
-        flux = stack[0] if len(stack) == 1 else np.nanmedian(stack, axis=0)
+        flux = ensemble_median(list(per_member.values()))
         lat = -90 + d * (np.arange(rows.start, rows.stop) + 0.5)
         lon = -180 + d * (np.arange(cols.start, cols.stop) + 0.5)
         if q["format"] == "json":

@@ -33,7 +33,15 @@ from carbonsink.emulator.skill import SkillAccumulator
 from carbonsink.emulator.tiles import predict_global
 from carbonsink.errors import ConfigError, LakeError
 from carbonsink.lake.features_store import open_published_features, read_static, snapshot_metadata
-from carbonsink.lake.flux_store import FLUXES, labelled_months, read_flux
+from carbonsink.lake.flux_store import (
+    ENSEMBLE_MEDIAN as MEDIAN,
+)
+from carbonsink.lake.flux_store import (
+    FLUXES,
+    ensemble_median,
+    labelled_months,
+    read_flux,
+)
 from carbonsink.lake.lake import Lake
 from pipelines.progress import progress_bar
 from pipelines.train import open_labels
@@ -41,7 +49,6 @@ from pipelines.transaction import StoreTransaction, new_run_id
 
 GOAL_RELATIVE_ERROR = 0.02
 GOAL_R2 = 0.9
-MEDIAN = "ensemble-median"
 
 
 @dataclass
@@ -53,20 +60,6 @@ class EvaluateReport:
     skill: dict[str, Any]
     seconds: float
     lines: list[str] = field(default_factory=list)
-
-
-def ensemble_median(fields: list[np.ndarray]) -> np.ndarray:
-    """Median over members, ignoring members that are NaN in a cell (NaN if all are).
-
-    ``np.nanmedian`` on whole global fields is slow; the plain median is right wherever
-    every member has a value, so only the other cells take the NaN-aware path.
-    """
-    stack = np.stack(fields)
-    med = np.median(stack, axis=0)
-    gaps = np.isnan(med) & np.isfinite(stack).any(axis=0)
-    if gaps.any():
-        med[gaps] = np.nanmedian(stack[:, gaps], axis=0)
-    return med
 
 
 def _domain_mask(pred: np.ndarray, land_fraction: np.ndarray) -> np.ndarray:

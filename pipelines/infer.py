@@ -32,14 +32,18 @@ from carbonsink.emulator.tiles import TileKey
 from carbonsink.errors import ConfigError, LakeError
 from carbonsink.grid import Tiling
 from carbonsink.lake.features_store import (
+    FeaturesLayout,
     ingested_months,
     open_published_features,
     read_static,
     snapshot_metadata,
 )
 from carbonsink.lake.flux_store import (
+    ENSEMBLE_MEDIAN,
+    ENSEMBLE_SPREAD,
     FLUXES,
     FluxLayout,
+    ensemble_median,
     members,
     read_flux,
     write_member_flags,
@@ -47,12 +51,11 @@ from carbonsink.lake.flux_store import (
 from carbonsink.lake.lake import Lake
 from carbonsink.targets import PLAUSIBLE_FLUX
 from carbonsink.timeutil import MonthWindow
-from pipelines.evaluate import ensemble_median
 from pipelines.progress import console, progress_bar
 from pipelines.transaction import StoreTransaction, new_run_id
 
-MEDIAN = "ensemble-median"
-SPREAD = "ensemble-spread"
+MEDIAN = ENSEMBLE_MEDIAN
+SPREAD = ENSEMBLE_SPREAD
 
 
 @dataclass
@@ -68,7 +71,7 @@ class InferReport:
     lines: list[str] = field(default_factory=list)
 
 
-def sinkmap_layout(features_layout: Any) -> FluxLayout:
+def sinkmap_layout(features_layout: FeaturesLayout) -> FluxLayout:
     """The sink map's layout: the features' grid and time axis, one tile per chunk."""
     t = features_layout.tiling
     return FluxLayout(features_layout.grid, Tiling(t.nlat, t.nlon, t.nlat, t.nlon))

@@ -28,6 +28,9 @@ from carbonsink.lake.features_store import TIME_AXIS, create_array
 from carbonsink.timeutil import MonthWindow, month_starts
 
 FLUXES = ("land_flux", "ocean_flux")
+#: Groups of the sink map beside the members.
+ENSEMBLE_MEDIAN = "ensemble-median"
+ENSEMBLE_SPREAD = "ensemble-spread"
 _FLUX_ATTRS = {
     "land_flux": {
         "standard_name": "surface_net_downward_mass_flux_of_carbon_dioxide_expressed_as_carbon"
@@ -171,3 +174,17 @@ def open_member(session: icechunk.Session, member: str) -> xr.Dataset:
     ds = ds.set_coords([c for c in ("lat_bounds", "lon_bounds") if c in ds])
     flags = np.asarray(zarr.open_array(session.store, path=f"{member}/labelled", mode="r")[:])
     return ds.drop_vars("labelled").isel(time=np.flatnonzero(flags == 1))
+
+
+def ensemble_median(fields: list[np.ndarray]) -> np.ndarray:
+    """Median over members, ignoring members that are NaN in a cell (NaN if all are).
+
+    ``np.nanmedian`` on whole global fields is slow; the plain median is right wherever
+    every member has a value, so only the other cells take the NaN-aware path.
+    """
+    stack = np.stack(fields)
+    med = np.median(stack, axis=0)
+    gaps = np.isnan(med) & np.isfinite(stack).any(axis=0)
+    if gaps.any():
+        med[gaps] = np.nanmedian(stack[:, gaps], axis=0)
+    return med
