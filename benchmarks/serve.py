@@ -7,6 +7,10 @@ sends one request per tile key with ``serve.in_flight`` outstanding, so it adds 
 routing, batching, serialisation of the answers and the event loop. Then the whole of
 ``carbonsink infer`` for one month (writes, fork merge, ensemble, checks) is timed.
 
+Layouts: the multiplexed deployment (one replica serves every member) against one
+deployment per member, with the same total CPUs reserved (``--cpus``; each of the
+per-member replicas gets a third).
+
 Needs a trained lake (``make run`` then ``carbonsink labels``, ``train``):
 
     python benchmarks/serve.py --lake output/lake [--month 2024-06] [--num-gpus 1]
@@ -35,15 +39,15 @@ from carbonsink.lake.lake import Lake
 RESULTS = Path(__file__).parent / "results"
 
 
-async def through_serve(handle, keys, in_flight: int) -> float:
-    """Seconds to map ``keys`` through the emulator deployment (answers returned)."""
+async def through_serve(routes, keys, in_flight: int) -> float:
+    """Seconds to map ``keys`` through the emulator deployment(s) (answers returned)."""
     from cluster.serve_app import TileRequest
 
     sem = asyncio.Semaphore(in_flight)
 
     async def one(key):
         async with sem:
-            r = await handle.map_tile.remote(TileRequest(key))
+            r = await routes.handle(key.member).map_tile.remote(TileRequest(key))
             assert r.status == "ok", r.status
 
     t = time.perf_counter()
@@ -58,21 +62,23 @@ def main() -> None:
     ap.add_argument("--month", default="2024-06")
     ap.add_argument("--num-gpus", type=float, default=0.0)
     ap.add_argument("--batch", type=int, default=8)
+    ap.add_argument("--cpus", type=float, default=1.0, help="CPUs reserved for the emulators")
     args = ap.parse_args()
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
     import ray
     from ray import serve
 
-    from cluster.serve_app import APP_NAME, EMULATOR, build_app, wait_ready
+    from cluster.serve_app import APP_NAME, Routes, build_app, plan_deployments, wait_ready
     from pipelines.infer import run_infer
 
     month = pd.Period(args.month, freq="M")
     device = pick_device("cuda" if args.num_gpus > 0 else "cpu")
     s = load_settings(
         None, lake=args.lake, start=args.month, end=args.month,
-        serve={"num_gpus": args.num_gpus, "max_batch_size": args.batch,
+        serve={"num_gpus": args.num_gpus, "max_batch_size": args.batch, "num_cpus": args.cpus,
                "max_ongoing_requests": 2 * args.batch, "in_flight": 4 * args.batch},
     )  # fmt: skip
+    storage = s.lake_storage.model_dump()
     lake = Lake(s.lake, s.lake_storage)
 
     # Bare torch: the same mapper work in-process, batches of the same size.
@@ -83,17 +89,31 @@ def main() -> None:
     for k in range(0, len(keys), args.batch):
         mapper.predict(keys[k : k + args.batch])
     bare = time.perf_counter() - t
+    mapper_members = mapper.members
     del mapper
 
     ray.init(include_dashboard=False, _node_ip_address="127.0.0.1")
+    layouts = {}
     try:
         serve.start(http_options={"host": "127.0.0.1", "port": 0})
-        serve.run(build_app(lake.url, s.lake_storage.model_dump(), s.serve), name=APP_NAME)
-        handle = serve.get_deployment_handle(EMULATOR, app_name=APP_NAME)
-        info = wait_ready(handle)
-        asyncio.run(through_serve(handle, keys[: args.batch], s.serve.in_flight))  # warm-up
-        served = asyncio.run(through_serve(handle, keys, s.serve.in_flight))
-        batches = handle.describe.remote().result()["batch_sizes"]
+        for layout in ("per-member", "multiplexed"):
+            n = 1 if layout == "multiplexed" else len(mapper_members)
+            ss = s.serve.model_copy(update={"layout": layout, "num_cpus": args.cpus / n})
+            plan = plan_deployments(lake.url, storage, ss)
+            serve.run(build_app(lake.url, storage, ss, plan), name=APP_NAME)
+            routes = Routes.of_app(plan)
+            info = wait_ready(routes)
+            # warm-up: every deployment reads the month once
+            asyncio.run(through_serve(routes, keys[:: len(keys) // (4 * n)], ss.in_flight))
+            served = asyncio.run(through_serve(routes, keys, ss.in_flight))
+            layouts[layout] = {
+                "deployments": len(plan),
+                "cpus_per_replica": ss.num_cpus,
+                "tiles_per_s": len(keys) / served,
+                "over_bare": bare / served,
+                "batch_sizes_seen": asyncio.run(routes.describe())["batch_sizes"],
+            }
+            serve.delete(APP_NAME)
         report = run_infer(s)
     finally:
         serve.shutdown()
@@ -108,11 +128,13 @@ def main() -> None:
         "tile": info["tile"],
         "tiles": len(keys),
         "batch": args.batch,
+        "cpus": args.cpus,
         "bare_tiles_per_s": len(keys) / bare,
-        "serve_tiles_per_s": len(keys) / served,
-        "serve_over_bare": bare / served,
-        "serve_cells_per_s": cells / served,
-        "batch_sizes_seen": batches,
+        "serve_tiles_per_s": layouts["multiplexed"]["tiles_per_s"],
+        "serve_over_bare": layouts["multiplexed"]["over_bare"],
+        "serve_cells_per_s": cells * layouts["multiplexed"]["tiles_per_s"] / len(keys),
+        "batch_sizes_seen": layouts["multiplexed"]["batch_sizes_seen"],
+        "layouts": layouts,
         "infer_one_month_s": report.seconds,
         "infer_lines": report.lines,
         "ray": ray.__version__,
@@ -120,11 +142,14 @@ def main() -> None:
     }
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / f"serve-{device.type}.json").write_text(json.dumps(out, indent=2))
-    print(
-        f"{device}: bare {out['bare_tiles_per_s']:.2f} tiles/s, Serve "
-        f"{out['serve_tiles_per_s']:.2f} tiles/s ({100 * out['serve_over_bare']:.0f} % of bare), "
-        f"batch sizes {batches}; carbonsink infer of {args.month}: {report.seconds:.1f} s"
-    )
+    print(f"{device}: bare torch {out['bare_tiles_per_s']:.2f} tiles/s")
+    for layout, r in layouts.items():
+        print(
+            f"  Serve, {layout} ({r['deployments']} deployment(s), {r['cpus_per_replica']:.2f} "
+            f"CPU each): {r['tiles_per_s']:.2f} tiles/s ({100 * r['over_bare']:.0f} % of bare), "
+            f"batch sizes {r['batch_sizes_seen']}"
+        )
+    print(f"carbonsink infer of {args.month}: {report.seconds:.1f} s")
 
 
 if __name__ == "__main__":

@@ -134,8 +134,8 @@ class EmulatorSettings(_Section):
     holdout_start: str = Field("2021-01", description="first held-out month (for skill)")
     holdout_end: str = Field("2022-12", description="last held-out month")
     crop: int = Field(32, ge=8, le=256, description="training crop size in cells (interior)")
-    crops_per_month: int = Field(48, ge=1, description="training crops sampled per month")
-    epochs: int = Field(10, ge=1)
+    crops_per_month: int = Field(40, ge=1, description="training crops sampled per month")
+    epochs: int = Field(8, ge=1)
     batch_size: int = Field(64, ge=1)
     hidden: int = Field(32, ge=4, description="CNN width")
     learning_rate: float = Field(3e-3, gt=0)
@@ -180,7 +180,12 @@ class ServeSettings(_Section):
     """
 
     variant: str = Field("mean-teacher", description="which trained emulators to serve")
-    num_replicas: int = Field(1, ge=1, description="emulator replicas")
+    layout: str = Field(
+        "multiplexed",
+        pattern=r"^(multiplexed|per-member)$",
+        description="one emulator deployment for all members, or one per member",
+    )
+    num_replicas: int = Field(1, ge=1, description="emulator replicas (per deployment)")
     num_cpus: float = Field(1.0, gt=0, description="CPUs per replica")
     num_gpus: float = Field(0.0, ge=0, description="GPUs per replica (0: CPU inference)")
     max_batch_size: int = Field(8, ge=1, le=256, description="tiles per forward pass")
@@ -188,6 +193,9 @@ class ServeSettings(_Section):
     max_ongoing_requests: int = Field(16, ge=1, description="requests a replica holds")
     in_flight: int = Field(32, ge=1, description="tile requests infer keeps in flight")
     retries: int = Field(3, ge=0, description="attempts per failed tile key beyond the first")
+    request_timeout_s: float = Field(
+        120.0, gt=0, description="a tile request not answered by then is sent again"
+    )
     http_host: str = Field("127.0.0.1", description="address of the HTTP route")
     http_port: int = Field(8000, ge=0, le=65535)
     max_box_cells: int = Field(
@@ -201,6 +209,43 @@ class ServeSettings(_Section):
             raise ValueError(
                 f"max_ongoing_requests ({self.max_ongoing_requests}) is below max_batch_size "
                 f"({self.max_batch_size}): batches could never fill; raise it"
+            )
+        return self
+
+
+class BudgetSettings(_Section):
+    """The carbon budget: GCB release, bias adjustment, GATM and emission extension."""
+
+    gcb: str | None = Field(
+        None,
+        description="GCB release: a packaged name (GCB2025v1.0, GCB2024v1.0), a workbook "
+        ".xlsx or a <release>_global_carbon_budget.csv export (default: the newest packaged)",
+    )
+    reference_start: int = Field(2019, ge=1959, le=2100, description="first reference year")
+    reference_end: int = Field(2022, ge=1959, le=2100, description="last reference year")
+    statistic: str = Field(
+        "median", pattern=r"^(median|mean)$", description="GCB per-model statistic matched"
+    )
+    extension: str = Field(
+        "persistence",
+        pattern=r"^(persistence|trend)$",
+        description="EFOS/ELUC for years after the release: last year, or 5-year linear trend",
+    )
+    emissions: str | None = Field(
+        None, description="CSV of year,EFOS,ELUC (GtC/yr) overriding the release"
+    )
+    noaa_site: str = Field("gl", pattern=r"^(gl|mlo)$", description="NOAA growth: gl or mlo")
+    baseline_start: int = Field(
+        2015, ge=1900, le=2100, description="first year of regional anomalies' baseline"
+    )
+    baseline_end: int = Field(2022, ge=1900, le=2100, description="last year of that baseline")
+
+    @model_validator(mode="after")
+    def _window(self) -> BudgetSettings:
+        if self.reference_end < self.reference_start:
+            raise ValueError(
+                f"reference window {self.reference_start}-{self.reference_end} is empty; "
+                "put the start before the end"
             )
         return self
 
@@ -240,6 +285,7 @@ class Settings(BaseSettings):
     emulator: EmulatorSettings = EmulatorSettings()
     ray: RaySettings = RaySettings()
     serve: ServeSettings = ServeSettings()
+    budget: BudgetSettings = BudgetSettings()
     sample: SampleSettings = SampleSettings()
 
     @classmethod

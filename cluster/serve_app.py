@@ -38,7 +38,7 @@ from starlette.responses import JSONResponse, Response
 
 from carbonsink.config import ServeSettings
 from carbonsink.emulator.cnn import pick_device
-from carbonsink.emulator.mapper import TileMapper
+from carbonsink.emulator.mapper import TileMapper, published_members
 from carbonsink.emulator.tiles import TileKey
 from carbonsink.errors import CarbonsinkError
 from carbonsink.lake.features_store import ingested_months, read_layout
@@ -80,13 +80,85 @@ def batching_config(settings: ServeSettings) -> dict[str, Any]:
     }
 
 
+def plan_deployments(
+    lake: str, lake_storage: dict[str, Any], settings: ServeSettings
+) -> dict[str, list[str] | None]:
+    """Emulator deployments by name, with the members each serves (None: every member).
+
+    ``multiplexed``: one ``emulator`` deployment. ``per-member``: ``emulator-<member>`` for
+    each member with a published emulator of the variant (read from the models store's
+    listing; the replicas still load their weights themselves).
+    """
+    if settings.layout == "multiplexed":
+        return {EMULATOR: None}
+    members = published_members(Lake(lake, StorageOptions(**lake_storage)), settings.variant)
+    return {f"{EMULATOR}-{m}": [m] for m in members}
+
+
+class Routes:
+    """Which emulator deployment handle serves a member.
+
+    Parameters
+    ----------
+    handles
+        By deployment name, as :func:`plan_deployments` names them.
+    plan
+        The members of each deployment (None: every member).
+    """
+
+    def __init__(
+        self, handles: dict[str, DeploymentHandle], plan: dict[str, list[str] | None]
+    ) -> None:
+        self.handles = handles
+        self.by_member = {m: handles[d] for d, ms in plan.items() for m in ms or []}
+        self.default = next((handles[d] for d, ms in plan.items() if ms is None), None)
+
+    @classmethod
+    def of_app(cls, plan: dict[str, list[str] | None], app_name: str = APP_NAME) -> Routes:
+        """Handles to the emulator deployments of a running application."""
+        return cls({d: serve.get_deployment_handle(d, app_name=app_name) for d in plan}, plan)
+
+    def handle(self, member: str) -> DeploymentHandle:
+        """The deployment that serves ``member``."""
+        h = self.by_member.get(member, self.default)
+        if h is None:
+            raise CarbonsinkError(f"no emulator deployment serves member {member!r}")
+        return h
+
+    async def describe(self) -> dict[str, Any]:
+        """:meth:`EmulatorReplica.describe` of every deployment, members merged."""
+        infos = await asyncio.gather(*(h.describe.remote() for h in self.handles.values()))
+        return _merge_info(list(infos))
+
+
+def _merge_info(infos: list[dict[str, Any]]) -> dict[str, Any]:
+    out = dict(infos[0])
+    out["members"] = sorted({m for i in infos for m in i["members"]})
+    sizes: Counter[int] = Counter()
+    for i in infos:
+        sizes.update({int(k): v for k, v in i["batch_sizes"].items()})
+    out["batch_sizes"] = dict(sizes)
+    out["replicas"] = sorted({i["replica"] for i in infos})
+    return out
+
+
 @serve.deployment(name=EMULATOR)
 class EmulatorReplica:
-    """Serves the emulators of one variant; see the module docstring."""
+    """Serves the emulators of one variant (all members or some); see the module docstring."""
 
-    def __init__(self, lake: str, lake_storage: dict[str, Any], variant: str, device: str) -> None:
+    def __init__(
+        self,
+        lake: str,
+        lake_storage: dict[str, Any],
+        variant: str,
+        device: str,
+        members: list[str] | None = None,
+    ) -> None:
         self.mapper = TileMapper.open(
-            Lake(lake, StorageOptions(**lake_storage)), variant, device=pick_device(device)
+            Lake(lake, StorageOptions(**lake_storage)),
+            variant,
+            members=members,
+            device=pick_device(device),
         )
         self.batch_sizes: Counter[int] = Counter()
         self.replica = serve.get_replica_context().replica_id.unique_id
@@ -151,13 +223,14 @@ class FluxHttp:
 
     def __init__(
         self,
-        emulator: DeploymentHandle,
+        emulators: dict[str, DeploymentHandle],
+        plan: dict[str, list[str] | None],
         lake: str,
         lake_storage: dict[str, Any],
         max_box_cells: int,
         max_json_cells: int,
     ) -> None:
-        self.emulator = emulator
+        self.routes = Routes(emulators, plan)
         self.lake = Lake(lake, StorageOptions(**lake_storage))
         self.max_box_cells = max_box_cells
         self.max_json_cells = max_json_cells
@@ -173,7 +246,7 @@ class FluxHttp:
             return JSONResponse({"error": "use GET"}, status_code=405)
         try:
             if self.info is None:
-                self.info = await self.emulator.describe.remote()
+                self.info = await self.routes.describe()
             query = self._parse(dict(request.query_params))
             return await self._answer(query)
         except BadRequest as exc:
@@ -242,7 +315,7 @@ class FluxHttp:
         members = self.info["members"] if q["member"] == MEDIAN else [q["member"]]
         keys = [TileKey(m, str(q["month"]), t) for m in members for t in tiles]
         results: list[TileResult] = await asyncio.gather(
-            *[self.emulator.map_tile.remote(TileRequest(k)) for k in keys]
+            *[self.routes.handle(k.member).map_tile.remote(TileRequest(k)) for k in keys]
         )
         bad = [r for r in results if r.status != "ok"]
         if bad:
@@ -305,29 +378,49 @@ def _netcdf(flux: np.ndarray, lat: np.ndarray, lon: np.ndarray, q: dict[str, Any
     return buf.getvalue()
 
 
-def build_app(lake: str, lake_storage: dict[str, Any], settings: ServeSettings) -> Any:
-    """The Serve application: the ``emulator`` deployment behind the ``http`` ingress."""
+def build_app(
+    lake: str,
+    lake_storage: dict[str, Any],
+    settings: ServeSettings,
+    plan: dict[str, list[str] | None] | None = None,
+) -> Any:
+    """The Serve application: the emulator deployment(s) behind the ``http`` ingress.
+
+    ``plan`` is :func:`plan_deployments` (computed when not given); each deployment gets
+    ``settings``' replicas, resources and batching.
+    """
+    plan = plan if plan is not None else plan_deployments(lake, lake_storage, settings)
     # One access-log line per tile request drowns the progress bar; warnings still show.
     quiet = {"log_level": "WARNING", "enable_access_log": False}
-    emulator = EmulatorReplica.options(  # type: ignore[attr-defined]
-        logging_config=quiet,
-        num_replicas=settings.num_replicas,
-        max_ongoing_requests=settings.max_ongoing_requests,
-        ray_actor_options={"num_cpus": settings.num_cpus, "num_gpus": settings.num_gpus},
-        user_config=batching_config(settings),
-    ).bind(lake, lake_storage, settings.variant, "cuda" if settings.num_gpus > 0 else "cpu")
-    return FluxHttp.options(logging_config=quiet).bind(  # type: ignore[attr-defined]
-        emulator, lake, lake_storage, settings.max_box_cells, settings.max_json_cells
+    device = "cuda" if settings.num_gpus > 0 else "cpu"
+    emulators = {
+        name: EmulatorReplica.options(  # type: ignore[attr-defined]
+            name=name,
+            logging_config=quiet,
+            num_replicas=settings.num_replicas,
+            max_ongoing_requests=settings.max_ongoing_requests,
+            ray_actor_options={"num_cpus": settings.num_cpus, "num_gpus": settings.num_gpus},
+            user_config=batching_config(settings),
+        ).bind(lake, lake_storage, settings.variant, device, members)
+        for name, members in plan.items()
+    }
+    # The ingress only parses, routes and packs answers (async): no CPU of its own, so it
+    # never competes with the emulator replicas for the cluster's CPUs.
+    http = FluxHttp.options(  # type: ignore[attr-defined]
+        logging_config=quiet, ray_actor_options={"num_cpus": 0}
+    )
+    return http.bind(
+        emulators, plan, lake, lake_storage, settings.max_box_cells, settings.max_json_cells
     )
 
 
-def wait_ready(handle: DeploymentHandle, timeout_s: float = 300.0) -> dict[str, Any]:
-    """Block until the emulator deployment answers; its :meth:`EmulatorReplica.describe`."""
+def wait_ready(routes: Routes, timeout_s: float = 300.0) -> dict[str, Any]:
+    """Block until every emulator deployment answers; their merged ``describe``."""
     t0 = time.monotonic()
     while True:
         try:
-            info: dict[str, Any] = handle.describe.remote().result(timeout_s=30)
-            return info
+            infos = [h.describe.remote().result(timeout_s=30) for h in routes.handles.values()]
+            return _merge_info(infos)
         except Exception:
             if time.monotonic() - t0 > timeout_s:
                 raise

@@ -439,6 +439,88 @@ def infer(
 
 
 @app.command()
+def budget(
+    lake: LakeOpt = None,
+    gcb: Annotated[
+        str | None,
+        typer.Option(
+            "--gcb",
+            envvar="CARBONSINK_BUDGET__GCB",
+            help="GCB release name (GCB2025v1.0, GCB2024v1.0), workbook .xlsx or "
+            "<release>_global_carbon_budget.csv (default: the newest packaged).",
+        ),
+    ] = None,
+    reference_start: Annotated[
+        int | None,
+        typer.Option(
+            "--reference-start",
+            envvar="CARBONSINK_BUDGET__REFERENCE_START",
+            help="First year of the bias-adjustment window.",
+        ),
+    ] = None,
+    reference_end: Annotated[
+        int | None,
+        typer.Option(
+            "--reference-end",
+            envvar="CARBONSINK_BUDGET__REFERENCE_END",
+            help="Last year of the bias-adjustment window.",
+        ),
+    ] = None,
+    statistic: Annotated[
+        str | None,
+        typer.Option("--statistic", help="GCB per-model statistic to match: median or mean."),
+    ] = None,
+    extension: Annotated[
+        str | None,
+        typer.Option("--extension", help="EFOS/ELUC after the release: persistence or trend."),
+    ] = None,
+    emissions: Annotated[
+        str | None,
+        typer.Option("--emissions", help="CSV of year,EFOS,ELUC (GtC/yr) overriding the release."),
+    ] = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Build the global carbon budget from the lake's sink map.
+
+    SLAND and SOCEAN from the emulated map (adjusted to the GCB release over the reference
+    window), GATM from NOAA, EFOS and ELUC from the release, BIM as the residual, with 1-sigma
+    uncertainties. Tables go to the lake (published in one transaction) and are exported as
+    Parquet and CSV. Example:
+
+        carbonsink budget --lake output/lake --reference-start 2019 --reference-end 2022
+    """
+    from pipelines.budget import run_budget
+
+    s = _settings(
+        config, lake=lake,
+        budget={"gcb": gcb, "reference_start": reference_start, "reference_end": reference_end,
+                "statistic": statistic, "extension": extension, "emissions": emissions},
+    )  # fmt: skip
+    report = run_budget(s)
+    for line in report.lines:
+        _echo(line)
+    _echo(f"tables: {report.store}")
+    for path in report.exports:
+        _echo(f"export: {path}")
+
+
+@app.command()
+def report(lake: LakeOpt = None, config: ConfigOpt = None) -> None:
+    """Draw the figures and the one-page HTML report of the lake's published budget.
+
+    The sink anomaly map of the newest year, the budget as stacked bars, the GATM history
+    and the regional anomalies, with the tables and their provenance. Example:
+
+        carbonsink report --lake output/lake
+    """
+    from pipelines.report import run_report
+
+    out = run_report(_settings(config, lake=lake))
+    for path in out.files:
+        _echo(f"report: {path}")
+
+
+@app.command()
 def serve(
     lake: LakeOpt = None,
     ray_address: RayAddressOpt = None,

@@ -99,12 +99,30 @@ def prepare_store(
             zarr.open_group(session.store, path=name, mode="r+").attrs.update(attrs)
 
 
+async def _answer(response: Any, timeout_s: float) -> Any:
+    """A Serve response, or ``TimeoutError`` (and the request cancelled) after ``timeout_s``.
+
+    A request held by a replica that died can hang rather than fail (measured: 90 s in
+    the killed-replica test), so every request gets a deadline and is sent again after it.
+    """
+
+    async def wait() -> Any:
+        return await response
+
+    try:
+        return await asyncio.wait_for(wait(), timeout_s)
+    except TimeoutError:
+        response.cancel()
+        raise
+
+
 async def _stream(
-    handle: Any,
+    routes: Any,
     keys: list[TileKey],
     fork: icechunk.ForkSession,
     in_flight: int,
     retries: int,
+    timeout_s: float,
     progress: Callable[[int, int], None] | None = None,
 ) -> tuple[list[icechunk.ForkSession], int, Counter[int]]:
     from cluster.serve_app import TileRequest
@@ -121,9 +139,12 @@ async def _stream(
             async with sem:
                 for attempt in range(retries + 1):
                     try:
-                        result = await handle.map_tile.remote(TileRequest(key, fork))
+                        handle = routes.handle(key.member)
+                        response = handle.map_tile.remote(TileRequest(key, fork))
+                        result = await _answer(response, timeout_s)
                     except Exception as exc:  # a replica died, a timeout: send the key again
-                        error = f"{type(exc).__name__}: {str(exc).splitlines()[0][:160]}"
+                        first = (str(exc).splitlines() or [""])[0][:160]
+                        error = f"{type(exc).__name__}: {first}"
                     else:
                         if result.status == "ok":
                             forks.append(result.fork)
@@ -209,7 +230,7 @@ def run_infer(
     from ray import serve
 
     from cluster.ray import ray_session
-    from cluster.serve_app import APP_NAME, EMULATOR, build_app, wait_ready
+    from cluster.serve_app import APP_NAME, Routes, build_app, plan_deployments, wait_ready
 
     t0 = time.perf_counter()
     if not (settings.start and settings.end):
@@ -232,15 +253,17 @@ def run_infer(
         serve.start(
             http_options={"host": serve_settings.http_host, "port": serve_settings.http_port}
         )
-        serve.run(build_app(lake.url, storage, serve_settings), name=APP_NAME)
-        emulator = serve.get_deployment_handle(EMULATOR, app_name=APP_NAME)
-        info = wait_ready(emulator)
+        plan = plan_deployments(lake.url, storage, serve_settings)
+        serve.run(build_app(lake.url, storage, serve_settings, plan), name=APP_NAME)
+        routes = Routes.of_app(plan)
+        info = wait_ready(routes)
         names: list[str] = info["members"]
         keys = [TileKey(m, str(mo), i) for mo in months for m in names
                 for i in range(info["tiles_per_month"])]  # fmt: skip
         console.print(
             f"mapping {len(months)} month(s) x {len(names)} member(s) x "
-            f"{info['tiles_per_month']} tiles through Serve ({serve_settings.variant})"
+            f"{info['tiles_per_month']} tiles through Serve ({serve_settings.variant}, "
+            f"{len(plan)} emulator deployment(s))"
         )
         run_id = new_run_id()
         with StoreTransaction(lake, "sinkmap", run_id) as tx:
@@ -255,8 +278,8 @@ def run_infer(
             session = tx.session()
             t_stream = time.perf_counter()
             forks, retried, sizes = asyncio.run(
-                _stream(emulator, keys, session.fork(), serve_settings.in_flight,
-                        serve_settings.retries, progress)
+                _stream(routes, keys, session.fork(), serve_settings.in_flight,
+                        serve_settings.retries, serve_settings.request_timeout_s, progress)
             )  # fmt: skip
             t_merge = time.perf_counter()
             session.merge(*forks)
@@ -294,15 +317,17 @@ def run_serve(settings: Settings, echo: Any) -> None:
     from ray import serve
 
     from cluster.ray import ray_session
-    from cluster.serve_app import APP_NAME, EMULATOR, build_app, wait_ready
+    from cluster.serve_app import APP_NAME, Routes, build_app, plan_deployments, wait_ready
 
     lake = Lake(settings.lake, settings.lake_storage)
     open_published_features(lake)  # a clear error now rather than in every replica
     s = settings.serve
     with ray_session(settings.ray):
         serve.start(http_options={"host": s.http_host, "port": s.http_port})
-        serve.run(build_app(lake.url, settings.lake_storage.model_dump(), s), name=APP_NAME)
-        info = wait_ready(serve.get_deployment_handle(EMULATOR, app_name=APP_NAME))
+        storage = settings.lake_storage.model_dump()
+        plan = plan_deployments(lake.url, storage, s)
+        serve.run(build_app(lake.url, storage, s, plan), name=APP_NAME)
+        info = wait_ready(Routes.of_app(plan))
         echo(f"serving {s.variant} emulators of {', '.join(info['members'])}")
         echo(f"http: http://{s.http_host}:{s.http_port}/flux?month=YYYY-MM&bbox=W,S,E,N")
         try:

@@ -69,7 +69,7 @@ class StoreTransaction:
         return self.repo.readonly_session(self.branch)
 
     def publish(self) -> str:
-        """Move ``main`` to the branch's tip (compare-and-swap) and drop the branch.
+        """Move ``main`` to the branch's tip (compare-and-swap), drop the branch, tag the tip.
 
         Raises
         ------
@@ -85,6 +85,8 @@ class StoreTransaction:
                 f"({brief(exc, 120)}); run it again"
             ) from None
         self.repo.delete_branch(self.branch)
+        # The tag names the published snapshot after the run, for provenance and rollback.
+        self.repo.create_tag(self.branch, tip)
         self.tip = tip
         return tip
 

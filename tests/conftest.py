@@ -145,3 +145,26 @@ def ray_cluster() -> Iterator[dict]:
     finally:
         serve.shutdown()
         ray.shutdown()
+
+
+@pytest.fixture(scope="session")
+def lake(dask_client, monthly_store, tmp_path_factory):
+    """The tiny lake, ingested once (2015-2016 at 4 deg)."""
+    from pipelines.ingest import run_ingest
+    from tests.tiny_lake import settings
+
+    root = tmp_path_factory.mktemp("emulator") / "lake"
+    run_ingest(settings(root, source=monthly_store, start="2015-01", end="2016-12"), dask_client)
+    return root
+
+
+@pytest.fixture(scope="session")
+def trained(lake, dask_client):
+    """The tiny lake labelled by the reference models, with emulators trained on it."""
+    from pipelines.labels import run_labels
+    from pipelines.train import run_train
+    from tests.tiny_lake import settings
+
+    labels = run_labels(settings(lake), dask_client)
+    train = run_train(settings(lake), dask_client)
+    return labels, train

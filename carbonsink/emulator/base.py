@@ -18,7 +18,7 @@ import torch
 from carbonsink.errors import CarbonsinkError
 
 #: Version of the checkpoint layout; loading refuses other versions.
-CHECKPOINT_FORMAT = 2
+CHECKPOINT_FORMAT = 3
 OUTPUTS = ("land_flux", "ocean_flux")
 
 

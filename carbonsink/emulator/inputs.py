@@ -167,8 +167,10 @@ def normalise(
     """
     mean = np.array([stats[c][0] for c in channels], dtype=np.float32)[:, None, None]
     std = np.array([stats[c][1] for c in channels], dtype=np.float32)[:, None, None]
-    out = (raw - mean) / std
-    return np.nan_to_num(out, nan=0.0, posinf=0.0, neginf=0.0).astype(np.float32)
+    # In place in float32: the global 0.25 deg inputs are 180 MB per emulator and month.
+    out = np.subtract(raw, mean, dtype=np.float32)
+    out *= 1.0 / std
+    return np.nan_to_num(out, copy=False, nan=0.0, posinf=0.0, neginf=0.0)
 
 
 def channel_stats(raw: np.ndarray, channels: Sequence[str]) -> dict[str, tuple[float, float]]:

@@ -37,6 +37,30 @@ from carbonsink.lake.lake import Lake
 MONTHS_CACHED = 2
 
 
+def _models_store(lake: Lake) -> icechunk.IcechunkStore:
+    repo = lake.open_repo("models")
+    if repo is None:
+        raise LakeError(f"the lake {lake.url} has no models store; run carbonsink train first")
+    return repo.readonly_session("main").store
+
+
+def published_members(lake: Lake, variant: str) -> list[str]:
+    """Members with a published emulator of ``variant``, sorted.
+
+    Raises
+    ------
+    LakeError
+        No models store, or no emulator of ``variant``.
+    """
+    found = [m for v, m in list_checkpoints(_models_store(lake)) if v == variant]
+    if not found:
+        raise LakeError(
+            f"the models store has no {variant} emulator; run carbonsink train or pick another "
+            "variant"
+        )
+    return found
+
+
 def load_emulators(
     lake: Lake,
     variant: str,
@@ -51,10 +75,7 @@ def load_emulators(
     LakeError
         No models store, or no emulator of ``variant`` (for the requested members).
     """
-    repo = lake.open_repo("models")
-    if repo is None:
-        raise LakeError(f"the lake {lake.url} has no models store; run carbonsink train first")
-    store = repo.readonly_session("main").store
+    store = _models_store(lake)
     found = [m for v, m in list_checkpoints(store) if v == variant]
     chosen = list(members) if members else found
     missing = [m for m in chosen if m not in found]

@@ -17,7 +17,7 @@ from carbonsink.lake.lake import Lake
 from pipelines.evaluate import run_evaluate
 from pipelines.labels import run_labels
 from pipelines.train import run_train
-from tests.pipelines.conftest import settings
+from tests.tiny_lake import settings
 
 pytestmark = pytest.mark.integration
 

@@ -7,7 +7,7 @@ import pytest
 import torch
 import zarr
 
-from carbonsink.emulator.base import EmulatorError, EmulatorMetadata
+from carbonsink.emulator.base import CHECKPOINT_FORMAT, EmulatorError, EmulatorMetadata
 from carbonsink.emulator.checkpoint import list_checkpoints, load_checkpoint, save_checkpoint
 from carbonsink.emulator.cnn import CnnEmulator, TileCNN
 from carbonsink.emulator.inputs import BASELINE_CHANNELS, Baseline, input_channels
@@ -143,6 +143,6 @@ def test_metadata_format_is_checked():
     assert meta.drivers == ["a"]
     d = EmulatorMetadata.from_json(meta.to_json())
     assert d == meta
-    bad = meta.to_json().replace('"format": 2', '"format": 99')
+    bad = meta.to_json().replace(f'"format": {CHECKPOINT_FORMAT}', '"format": 99')
     with pytest.raises(EmulatorError, match="checkpoint format 99"):
         EmulatorMetadata.from_json(bad)

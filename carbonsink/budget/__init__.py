@@ -1,0 +1,1 @@
+"""The global carbon budget: sink totals, bias adjustment, the budget identity."""

@@ -1,0 +1,1 @@
+"""Reference data: Global Carbon Budget releases and NOAA CO2 growth."""

@@ -1,0 +1,131 @@
+"""``carbonsink report``: figures and the one-page HTML report of the published budget.
+
+Reads the lake's published ``budget`` store (budget, regional sums) and ``sinkmap`` and writes,
+under ``<lake>/reports/budget-<run>/``: the annual land + ocean sink anomaly map of the
+newest year, the budget as stacked bars, the GATM history with the newest year highlighted,
+the regional anomaly bars, and ``report.html`` showing them with the tables and provenance.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from carbonsink.config import Settings
+from carbonsink.errors import LakeError
+from carbonsink.lake.flux_store import ENSEMBLE_MEDIAN, FLUXES
+from carbonsink.lake.lake import Lake
+from carbonsink.lake.table_store import read_table
+from carbonsink.reference.noaa import annual_growth, gatm_annual
+from carbonsink.report import figures
+from carbonsink.report.page import render
+from pipelines.budget import SinkMap, open_sinkmap
+from pipelines.progress import progress_bar
+from pipelines.transaction import new_run_id
+
+
+@dataclass
+class ReportOutput:
+    """Where the report went."""
+
+    url: str
+    files: list[str]
+    seconds: float
+
+
+def annual_mean_field(sinkmap: SinkMap, year: int) -> np.ndarray:
+    """Day-weighted annual mean of the median's land + ocean flux (kg C m-2 s-1)."""
+    read = sinkmap.reader(ENSEMBLE_MEDIAN)
+    total: np.ndarray | None = None
+    days = 0
+    for month in pd.period_range(f"{year}-01", f"{year}-12", freq="M"):
+        f = sum(np.nan_to_num(read(month, flux).astype(np.float64)) for flux in FLUXES)
+        assert isinstance(f, np.ndarray)
+        total = f * month.days_in_month if total is None else total + f * month.days_in_month
+        days += month.days_in_month
+    assert total is not None
+    return total / days
+
+
+def run_report(settings: Settings) -> ReportOutput:
+    """Draw the figures and write the report of the lake's published budget.
+
+    Raises
+    ------
+    LakeError
+        No published budget (run ``carbonsink budget`` first).
+    """
+    t0 = time.perf_counter()
+    lake = Lake(settings.lake, settings.lake_storage)
+    repo = lake.open_repo("budget")
+    if repo is None:
+        raise LakeError(f"the lake {lake.url} has no budget tables; run carbonsink budget first")
+    store = repo.readonly_session("main").store
+    budget, provenance = read_table(store, "budget")
+    regions, rinfo = read_table(store, "regions_annual")
+    sinkmap = open_sinkmap(lake)
+    newest = int(budget.index.max())
+    base_label = str(rinfo.get("anomaly_baseline", "")).split(" ")[0]
+    b0, b1 = (int(v) for v in base_label.split("-"))
+    with progress_bar() as bar:
+        task = bar.add_task("report figures", total=b1 - b0 + 5)
+        base_years = [y for y in range(b0, b1 + 1)]
+        base = None
+        for y in base_years:
+            f = annual_mean_field(sinkmap, y)
+            base = f if base is None else base + f
+            bar.advance(task)
+        assert base is not None
+        anomaly = annual_mean_field(sinkmap, newest) - base / len(base_years)
+        area_ok = np.isfinite(anomaly)
+        anomaly[~area_ok] = np.nan
+        figs = {}
+        figs[f"Sink anomaly map, {newest}"] = figures.anomaly_map(anomaly, newest, base_label)
+        bar.advance(task)
+        figs["The global carbon budget"] = figures.budget_bars(
+            budget, str(provenance.get("gcb_release", ""))
+        )
+        bar.advance(task)
+        history = gatm_annual(list(annual_growth(settings.budget.noaa_site).index))["GATM"]
+        figs["Atmospheric growth (GATM)"] = figures.gatm_history(
+            history.loc[: max(newest, int(history.index.min()))], newest
+        )
+        bar.advance(task)
+        cols = [c for c in regions.columns if c.endswith("|anomaly")]
+        anomalies = pd.Series(
+            regions.loc[newest, cols].to_numpy(float),
+            index=[c.removesuffix("|anomaly") for c in cols],
+        )
+        figs[f"Regional anomalies, {newest}"] = figures.region_bars(anomalies, newest, base_label)
+        bar.advance(task)
+    components = ["EFOS", "ELUC", "GATM", "SOCEAN", "SLAND", "BIM"]
+    table = budget[components + [f"{c}_sigma" for c in components]].copy()
+    regional = regions.loc[[newest]].T
+    regional.columns = [f"{newest} (GtC/yr)"]
+    last = budget.loc[newest]
+    headline = (
+        f"{newest}: EFOS {last.EFOS:.2f} + ELUC {last.ELUC:.2f} = GATM {last.GATM:.2f} + "
+        f"SOCEAN {last.SOCEAN:.2f} +- {last.SOCEAN_sigma:.2f} + SLAND {last.SLAND:.2f} +- "
+        f"{last.SLAND_sigma:.2f} + BIM {last.BIM:.2f} +- {last.BIM_sigma:.2f} GtC/yr. "
+        f"Sinks emulated by carbonsink and adjusted to {provenance.get('gcb_release')} over "
+        f"{provenance.get('reference_window')}."
+    )
+    page = render(
+        "carbonsink: land and ocean CO2 sinks and the global carbon budget",
+        headline,
+        figs,
+        {"Budget (GtC/yr, 1 sigma)": table, "Regional sums and anomalies": regional},
+        {**provenance, **{k: v for k, v in rinfo.items() if k == "anomaly_baseline"}},
+    )
+    run_id = new_run_id()
+    prefix = f"reports/budget-{run_id}"
+    names = ["anomaly_map.png", "budget.png", "gatm.png", "regions.png"]
+    files = [
+        lake.write_file(f"{prefix}/{name}", png)
+        for name, png in zip(names, figs.values(), strict=True)
+    ]
+    files.append(lake.write_file(f"{prefix}/report.html", page.encode()))
+    return ReportOutput(f"{lake.url.rstrip('/')}/{prefix}", files, time.perf_counter() - t0)
