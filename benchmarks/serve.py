@@ -59,7 +59,8 @@ def main() -> None:
     """Run the benchmark and write its JSON."""
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--lake", default="output/lake")
-    ap.add_argument("--month", default="2024-06")
+    ap.add_argument("--month", default="2024-06", help="first month mapped")
+    ap.add_argument("--months", type=int, default=3, help="months timed (16 tiles x members)")
     ap.add_argument("--num-gpus", type=float, default=0.0)
     ap.add_argument("--batch", type=int, default=8)
     ap.add_argument("--cpus", type=float, default=1.0, help="CPUs reserved for the emulators")
@@ -83,7 +84,7 @@ def main() -> None:
 
     # Bare torch: the same mapper work in-process, batches of the same size.
     mapper = TileMapper.open(lake, s.serve.variant, device=device)
-    keys = mapper.keys([month])
+    keys = mapper.keys(pd.period_range(month, periods=args.months, freq="M"))
     mapper.predict(keys[: args.batch])  # warm-up: reads the month, initialises torch
     t = time.perf_counter()
     for k in range(0, len(keys), args.batch):
@@ -96,18 +97,33 @@ def main() -> None:
     layouts = {}
     try:
         serve.start(http_options={"host": "127.0.0.1", "port": 0})
-        for layout in ("per-member", "multiplexed"):
-            n = 1 if layout == "multiplexed" else len(mapper_members)
-            ss = s.serve.model_copy(update={"layout": layout, "num_cpus": args.cpus / n})
+        # (name, layout, replicas per deployment): the multiplexed layout once with one
+        # replica, once with as many replicas as there are members, so that processes and
+        # reserved CPUs match the per-member layout.
+        nm = len(mapper_members)
+        configs = [
+            ("per-member", "per-member", 1),
+            ("multiplexed", "multiplexed", 1),
+            (f"multiplexed x{nm}", "multiplexed", nm),
+        ]
+        for name, layout, replicas in configs:
+            n = nm  # processes sharing args.cpus in the per-member and x{nm} layouts
+            if name == "multiplexed":
+                n = 1
+            ss = s.serve.model_copy(
+                update={"layout": layout, "num_cpus": args.cpus / n, "num_replicas": replicas}
+            )
             plan = plan_deployments(lake.url, storage, ss)
             serve.run(build_app(lake.url, storage, ss, plan), name=APP_NAME)
             routes = Routes.of_app(plan)
             info = wait_ready(routes)
-            # warm-up: every deployment reads the month once
-            asyncio.run(through_serve(routes, keys[:: len(keys) // (4 * n)], ss.in_flight))
+            # warm-up: every replica loads its weights and reads the first month
+            first = [k for k in keys if k.month == keys[0].month]
+            asyncio.run(through_serve(routes, first[:: max(1, len(first) // (8 * n))], 64))
             served = asyncio.run(through_serve(routes, keys, ss.in_flight))
-            layouts[layout] = {
+            layouts[name] = {
                 "deployments": len(plan),
+                "replicas": len(plan) * replicas,
                 "cpus_per_replica": ss.num_cpus,
                 "tiles_per_s": len(keys) / served,
                 "over_bare": bare / served,
@@ -145,8 +161,9 @@ def main() -> None:
     print(f"{device}: bare torch {out['bare_tiles_per_s']:.2f} tiles/s")
     for layout, r in layouts.items():
         print(
-            f"  Serve, {layout} ({r['deployments']} deployment(s), {r['cpus_per_replica']:.2f} "
-            f"CPU each): {r['tiles_per_s']:.2f} tiles/s ({100 * r['over_bare']:.0f} % of bare), "
+            f"  Serve, {layout} ({r['deployments']} deployment(s), {r['replicas']} replica(s), "
+            f"{r['cpus_per_replica']:.2f} CPU each): {r['tiles_per_s']:.2f} tiles/s "
+            f"({100 * r['over_bare']:.0f} % of bare), "
             f"batch sizes {r['batch_sizes_seen']}"
         )
     print(f"carbonsink infer of {args.month}: {report.seconds:.1f} s")
