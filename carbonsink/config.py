@@ -185,7 +185,11 @@ class ServeSettings(_Section):
         pattern=r"^(multiplexed|per-member)$",
         description="one emulator deployment for all members, or one per member",
     )
-    num_replicas: int = Field(1, ge=1, description="emulator replicas (per deployment)")
+    num_replicas: int = Field(
+        2,
+        ge=1,
+        description="emulator replicas (per deployment); two: a dead one never stalls a run",
+    )
     num_cpus: float = Field(1.0, gt=0, description="CPUs per replica")
     num_gpus: float = Field(0.0, ge=0, description="GPUs per replica (0: CPU inference)")
     max_batch_size: int = Field(8, ge=1, le=256, description="tiles per forward pass")

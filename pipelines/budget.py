@@ -32,7 +32,7 @@ from carbonsink.budget.core import (
     emissions,
     reference_sink,
 )
-from carbonsink.budget.regions import REGIONS, region_masks
+from carbonsink.budget.regions import REGIONS, RegionIndex
 from carbonsink.budget.totals import SINKS, annual_totals, monthly_totals
 from carbonsink.config import Settings
 from carbonsink.errors import ConfigError, LakeError
@@ -169,11 +169,11 @@ def regional_tables(
     ``<region>|<sink>|anomaly`` against the baseline years the map covers (monthly anomalies
     against the calendar month's mean).
     """
-    masks = region_masks(sinkmap.layout.grid)
+    regions = RegionIndex(sinkmap.layout.grid)
     with progress_bar() as bar:
         task = bar.add_task("regional sums", total=1)
         monthly = monthly_totals(
-            sinkmap.reader(ENSEMBLE_MEDIAN), sinkmap.months, sinkmap.area, masks
+            sinkmap.reader(ENSEMBLE_MEDIAN), sinkmap.months, sinkmap.area, regions
         )
         bar.advance(task)
     keep = [(r.name, s) for r in REGIONS for s in r.sinks]

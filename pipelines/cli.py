@@ -521,6 +521,35 @@ def report(lake: LakeOpt = None, config: ConfigOpt = None) -> None:
 
 
 @app.command()
+def export(
+    lake: LakeOpt = None,
+    start: StartOpt = None,
+    end: EndOpt = None,
+    out: Annotated[str, typer.Option("--out", help="File (NetCDF) or store path/URL (Zarr).")] = "",
+    fmt: Annotated[
+        str, typer.Option("--format", help="netcdf or zarr (plain Zarr v3).")
+    ] = "netcdf",
+    config: ConfigOpt = None,
+) -> None:
+    """Export a window of the sink map (members, median, spread) as NetCDF or Zarr v3.
+
+    Example:
+
+        carbonsink export --lake output/lake --start 2024-01 --end 2024-12 --out sinks-2024.nc
+    """
+    from pipelines.export import run_export
+
+    if not out:
+        raise typer.BadParameter("pass --out PATH", param_hint="--out")
+    report = run_export(_settings(config, lake=lake, start=start, end=end), out, fmt)
+    _echo(
+        f"exported {report.months} month(s) of {', '.join(report.members)} in "
+        f"{report.seconds:.1f} s"
+    )
+    _echo(f"export: {report.path}")
+
+
+@app.command()
 def serve(
     lake: LakeOpt = None,
     ray_address: RayAddressOpt = None,
@@ -569,8 +598,11 @@ def run(
     """Run the whole chain on embedded defaults and print where the outputs are.
 
     With no --source, sample ERA5-like data (settings section `sample`, by default
-    2015-01..2024-12 monthly at 0.25 deg) is generated once into OUT and reused; it is then
-    ingested into the lake at OUT/lake on the model grid.
+    2015-01..2024-12 monthly at 0.25 deg) is generated once into OUT and reused; it is
+    ingested into the lake at OUT/lake on the model grid, labelled by the reference models
+    and emulated (when the lake has no labels or models yet), mapped through Ray Serve from
+    the budget's reference window on (months already mapped are skipped), and turned into
+    the budget, its tables, figures and report.
     """
     from cluster.dask import dask_client
     from pipelines.run import run_chain

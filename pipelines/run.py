@@ -1,23 +1,37 @@
 """``carbonsink run``: the whole chain on embedded defaults.
 
-Today the chain is sample data (unless a source is given) then ingest; later stages
-(train, infer, budget, report) join here as they land.
+Sample data (unless a source is given) -> ingest -> labels and train (when the lake has
+none) -> infer (the months from the budget's reference window on that are not mapped yet)
+-> budget -> report. Each stage is its own transaction, so a run that dies keeps what the
+finished stages published, and a second run skips the work already done.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
+import pandas as pd
 import zarr
 from distributed import Client
 
 from carbonsink.config import Settings
+from carbonsink.emulator.checkpoint import list_checkpoints
+from carbonsink.lake.features_store import read_attrs
+from carbonsink.lake.flux_store import ENSEMBLE_MEDIAN, FluxLayout, labelled_months, members
+from carbonsink.lake.lake import Lake
 from carbonsink.sample.store import SampleSpec
 from carbonsink.sources.arco import zarr_store
 from carbonsink.storage import StorageOptions, parse_location
+from carbonsink.timeutil import MonthWindow, parse_month
+from pipelines.budget import run_budget
+from pipelines.infer import run_infer
 from pipelines.ingest import describe, run_ingest
+from pipelines.labels import describe as describe_labels
+from pipelines.labels import run_labels
 from pipelines.progress import console
+from pipelines.report import run_report
 from pipelines.sample_data import run_sample_data, spec_from_settings
+from pipelines.train import run_train
 
 SAMPLE_NAME = "sample-era5.zarr"
 
@@ -64,4 +78,61 @@ def run_chain(settings: Settings, out: str, client: Client) -> list[tuple[str, s
         console.print(line)
     outputs.append(("lake", report.lake))
     outputs.append(("features", report.store))
+    outputs.extend(_emulate_and_budget(run_settings, client))
     return outputs
+
+
+def _emulate_and_budget(settings: Settings, client: Client) -> list[tuple[str, str]]:
+    """Labels and models when missing, the sink map, the budget and its report."""
+    lake = Lake(settings.lake, settings.lake_storage)
+    if lake.open_repo("labels") is None:
+        for line in describe_labels(run_labels(settings, client)):
+            console.print(line)
+    models = lake.open_repo("models")
+    if models is None or not any(
+        v == settings.serve.variant
+        for v, _ in list_checkpoints(models.readonly_session("main").store)
+    ):
+        # The supervised-only comparison is for the skill report (carbonsink evaluate),
+        # not for the map: skip it and halve the training time.
+        quick = settings.model_copy(
+            update={"emulator": settings.emulator.model_copy(update={"compare_supervised": False})}
+        )
+        for line in run_train(quick, client).lines:
+            console.print(line)
+    assert settings.start is not None and settings.end is not None
+    first = max(
+        parse_month(settings.start), pd.Period(f"{settings.budget.reference_start}-01", "M")
+    )
+    window = [m for m in MonthWindow(first, parse_month(settings.end)).months]
+    mapped = _mapped_months(lake)
+    todo = [m for m in window if m not in mapped]
+    if todo:
+        infer_settings = settings.model_copy(update={"start": str(todo[0]), "end": str(todo[-1])})
+        for line in run_infer(infer_settings).lines:
+            console.print(line)
+    else:
+        console.print(f"the sink map already holds {window[0]}..{window[-1]}")
+    budget = run_budget(settings)
+    for line in budget.lines:
+        console.print(line)
+    report = run_report(settings)
+    exports = {p.rsplit("/", 1)[1]: p for p in budget.exports}
+    html = next(p for p in report.files if p.endswith(".html"))
+    return [
+        ("sink map", lake.store_location("sinkmap").url),
+        ("budget", exports.get("budget.csv", budget.store)),
+        ("regions", exports.get("regions_annual.csv", budget.store)),
+        ("report", html),
+        *[("figure", p) for p in report.files if p.endswith(".png")],
+    ]
+
+
+def _mapped_months(lake: Lake) -> set[pd.Period]:
+    repo = lake.open_repo("sinkmap")
+    if repo is None:
+        return set()
+    store = repo.readonly_session("main").store
+    if ENSEMBLE_MEDIAN not in members(store):
+        return set()
+    return set(labelled_months(store, FluxLayout.from_attrs(read_attrs(store)), ENSEMBLE_MEDIAN))

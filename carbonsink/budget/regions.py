@@ -94,6 +94,37 @@ def region_masks(grid: ModelGrid) -> dict[str, np.ndarray]:
     return masks
 
 
+class RegionIndex:
+    """Fast regional sums on one grid: label arrays for the partitions, masks for hotspots.
+
+    ``np.bincount`` over a partition's labels sums all its regions in one pass, so the
+    regional sums of a month cost a few passes over the grid instead of one per region
+    (60 at 0.25 deg took most of ``carbonsink budget``).
+    """
+
+    def __init__(self, grid: ModelGrid) -> None:
+        masks = region_masks(grid)
+        self.partitions: list[tuple[np.ndarray, list[str]]] = []
+        for group in (BANDS, CONTINENTS, BASINS):
+            labels = np.zeros(grid.shape, dtype=np.intp)
+            for k, r in enumerate(group):
+                labels[masks[r.name] > 0] = k
+            self.partitions.append((labels.ravel(), [r.name for r in group]))
+        self.hotspots = {r.name: masks[r.name] > 0 for r in HOTSPOTS}
+
+    def sums(self, values: np.ndarray) -> dict[str, float]:
+        """Sum of ``values`` (NaN as 0) over every region."""
+        v = np.nan_to_num(values.astype(np.float64, copy=False))
+        out: dict[str, float] = {}
+        flat = v.ravel()
+        for labels, names in self.partitions:
+            totals = np.bincount(labels, weights=flat, minlength=len(names))
+            out.update({n: float(t) for n, t in zip(names, totals, strict=True)})
+        for name, mask in self.hotspots.items():
+            out[name] = float(v[mask].sum())
+        return out
+
+
 def region(name: str) -> Region:
     """A region by name."""
     for r in REGIONS:

@@ -7,6 +7,8 @@ from collections.abc import Callable, Iterable
 import numpy as np
 import pandas as pd
 
+from carbonsink.budget.regions import RegionIndex
+
 KG_PER_GT = 1e12
 
 #: Sink names of the budget by the sink map's flux names.
@@ -18,19 +20,16 @@ def seconds_in(month: pd.Period) -> float:
     return float(month.days_in_month * 86400)
 
 
-def month_total(
-    flux: np.ndarray, area: np.ndarray, month: pd.Period, mask: np.ndarray | None = None
-) -> float:
-    """GtC taken up in ``month`` by a flux field (NaN cells count as 0), optionally masked."""
-    w = area if mask is None else area * mask
-    return float(np.nansum(flux.astype(np.float64) * w)) * seconds_in(month) / KG_PER_GT
+def month_total(flux: np.ndarray, area: np.ndarray, month: pd.Period) -> float:
+    """GtC taken up in ``month`` by a flux field (NaN cells count as 0)."""
+    return float(np.nansum(flux.astype(np.float64) * area)) * seconds_in(month) / KG_PER_GT
 
 
 def monthly_totals(
     read: Callable[[pd.Period, str], np.ndarray],
     months: Iterable[pd.Period],
     area: np.ndarray,
-    masks: dict[str, np.ndarray] | None = None,
+    regions: RegionIndex | None = None,
 ) -> pd.DataFrame:
     """Monthly totals (GtC per month) of SLAND and SOCEAN, globally or per region.
 
@@ -38,9 +37,9 @@ def monthly_totals(
     ----------
     read
         ``read(month, flux_name)`` returns the month's field of that flux.
-    masks
-        Region name -> cell weights in [0, 1]; columns become ``(region, sink)``. Without
-        masks the columns are ``SLAND`` and ``SOCEAN``.
+    regions
+        Regions to sum over; columns become ``(region, sink)`` for every region and sink.
+        Without them the columns are the global ``SLAND`` and ``SOCEAN``.
     """
     rows = []
     index = []
@@ -48,15 +47,16 @@ def monthly_totals(
         row: dict[object, float] = {}
         for flux, sink in SINKS.items():
             field = read(month, flux)
-            if masks is None:
+            if regions is None:
                 row[sink] = month_total(field, area, month)
             else:
-                for name, m in masks.items():
-                    row[(name, sink)] = month_total(field, area, month, m)
+                scale = seconds_in(month) / KG_PER_GT
+                for name, total in regions.sums(field * area).items():
+                    row[(name, sink)] = total * scale
         rows.append(row)
         index.append(month)
     frame = pd.DataFrame(rows, index=pd.PeriodIndex(index, freq="M", name="month"))
-    if masks is not None:
+    if regions is not None:
         pairs: list[tuple[str, str]] = [tuple(c) for c in frame.columns]  # type: ignore[misc]
         frame.columns = pd.MultiIndex.from_tuples(pairs, names=["region", "sink"])
     return frame

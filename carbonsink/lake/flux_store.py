@@ -168,9 +168,15 @@ def read_flux(store: icechunk.IcechunkStore, member: str, name: str, index: int)
     return np.asarray(zarr.open_array(store, path=f"{member}/{name}", mode="r")[index])
 
 
-def open_member(session: icechunk.Session, member: str) -> xr.Dataset:
-    """A member's group as a lazy Dataset, restricted to its labelled months."""
-    ds = xr.open_zarr(session.store, group=member, consolidated=False, chunks={})
+def open_member(
+    session: icechunk.Session, member: str, chunks: dict[str, int] | None = None
+) -> xr.Dataset:
+    """A member's group as a lazy Dataset, restricted to its labelled months.
+
+    ``chunks=None`` (the default) gives lazily indexed arrays without Dask: the time axis
+    holds two centuries of small chunks, and a Dask graph over all of them costs seconds.
+    """
+    ds = xr.open_zarr(session.store, group=member, consolidated=False, chunks=chunks)
     ds = ds.set_coords([c for c in ("lat_bounds", "lon_bounds") if c in ds])
     flags = np.asarray(zarr.open_array(session.store, path=f"{member}/labelled", mode="r")[:])
     return ds.drop_vars("labelled").isel(time=np.flatnonzero(flags == 1))

@@ -36,7 +36,7 @@ def app(trained, lake, ray_cluster):
     """The application deployed one deployment per member; its plan and routes."""
     from ray import serve
 
-    serve_settings = {"layout": "per-member", "num_cpus": 0.5, "in_flight": 8,
+    serve_settings = {"layout": "per-member", "num_cpus": 0.5, "num_replicas": 1, "in_flight": 8,
                       "http_port": ray_cluster["http_port"], "max_json_cells": 200}  # fmt: skip
     s = settings(lake, serve=serve_settings)
     storage = s.lake_storage.model_dump()

@@ -49,9 +49,16 @@ def mapped_template(lake, tmp_path_factory):
         prepare_store(session, layout, groups)
         import zarr
 
-        for name in [*LAND, ENSEMBLE_MEDIAN]:
-            land = LAND.get(name, LAND["b"]) * (lf > 0)
-            ocean = OCEAN.get(name, OCEAN["b"]) * (lf < 1)
+        spread = {
+            "land": np.std(list(LAND.values()), ddof=1),
+            "ocean": np.std(list(OCEAN.values()), ddof=1),
+        }
+        for name in [*LAND, ENSEMBLE_MEDIAN, ENSEMBLE_SPREAD]:
+            if name == ENSEMBLE_SPREAD:
+                land, ocean = spread["land"] * (lf > 0), spread["ocean"] * (lf < 1)
+            else:
+                land = LAND.get(name, LAND["b"]) * (lf > 0)
+                ocean = OCEAN.get(name, OCEAN["b"]) * (lf < 1)
             for month in months:
                 i = layout.month_index(month)
                 zarr.open_array(session.store, path=f"{name}/land_flux", mode="r+")[i] = land
@@ -179,3 +186,33 @@ def test_budget_needs_a_sink_map(lake, tmp_path):
     shutil.copytree(lake, root)
     with pytest.raises(LakeError, match="no sink map; run carbonsink infer"):
         run_budget(settings(root, budget=WINDOW))
+
+
+def test_export_a_window_as_netcdf_and_zarr(mapped_lake, tmp_path):
+    import xarray as xr
+
+    from pipelines.export import run_export
+
+    root, _, lf = mapped_lake
+    s = settings(root, start="2016-01", end="2016-03")
+    nc = tmp_path / "sinks.nc"
+    report = run_export(s, str(nc), "netcdf")
+    assert report.months == 3 and report.members[:3] == ["a", "b", "c"]
+    with xr.open_dataset(nc, engine="h5netcdf") as ds:
+        assert ds["land_flux"].dims == ("member", "time", "lat", "lon")
+        assert ds["land_flux"].attrs["units"] == "kg m-2 s-1"
+        a = ds["land_flux"].sel(member="a").isel(time=1).to_numpy()
+        np.testing.assert_allclose(a[lf > 0], LAND["a"], rtol=1e-6)
+        assert str(ds["time"].to_numpy()[0])[:10] == "2016-01-01"
+    zarr_out = tmp_path / "sinks.zarr"
+    run_export(s, str(zarr_out), "zarr")
+    with xr.open_zarr(zarr_out, consolidated=False) as z:
+        med = z["ocean_flux"].sel(member=ENSEMBLE_MEDIAN).isel(time=0).to_numpy()
+        np.testing.assert_allclose(med[lf < 1], OCEAN["b"], rtol=1e-6)
+    with pytest.raises(ConfigError, match="exists; choose a new path"):
+        run_export(s, str(nc), "netcdf")
+    with pytest.raises(LakeError, match="lacks 2017-01"):
+        run_export(settings(root, start="2016-12", end="2017-01"), str(tmp_path / "x.nc"), "netcdf")
+    with pytest.raises(ConfigError, match="unknown export format"):
+        run_export(s, str(tmp_path / "y.csv"), "csv")
+    assert not (tmp_path / "x.nc").exists()

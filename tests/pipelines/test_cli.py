@@ -74,21 +74,44 @@ def test_sample_data_then_ingest(tmp_path, capsys, small):
     assert "features: " in out and "climatology over 2015-01..2015-12" in out
 
 
-def test_run_prints_its_outputs(tmp_path, capsys, small, monkeypatch):
-    small_sample = {
+@pytest.mark.integration
+def test_run_chains_every_stage_and_prints_its_outputs(
+    tmp_path, capsys, small, monkeypatch, ray_cluster
+):
+    """The whole chain on two 10 deg years: sample data to the report (real Dask, Ray, Serve)."""
+    tiny_year = {
         "CARBONSINK_SAMPLE__RESOLUTION": "10",
         "CARBONSINK_SAMPLE__START": "2015-01",
-        "CARBONSINK_SAMPLE__END": "2015-12",
+        "CARBONSINK_SAMPLE__END": "2016-12",
         "CARBONSINK_GRID__RESOLUTION": "10",
+        "CARBONSINK_INGEST__BASELINE_END": "2015-12",
+        "CARBONSINK_LABELS__END": "2016-06",
+        "CARBONSINK_EMULATOR__HOLDOUT_START": "2016-01",
+        "CARBONSINK_EMULATOR__HOLDOUT_END": "2016-06",
+        "CARBONSINK_EMULATOR__CROP": "8",
+        "CARBONSINK_EMULATOR__CROPS_PER_MONTH": "4",
+        "CARBONSINK_EMULATOR__EPOCHS": "1",
+        "CARBONSINK_EMULATOR__HIDDEN": "8",
+        "CARBONSINK_BUDGET__REFERENCE_START": "2015",
+        "CARBONSINK_BUDGET__REFERENCE_END": "2015",
+        "CARBONSINK_SERVE__HTTP_PORT": str(ray_cluster["http_port"]),
     }
-    for k, v in small_sample.items():
+    for k, v in tiny_year.items():
         monkeypatch.setenv(k, v)
     out = cli_ok(["run", "--out", str(tmp_path / "out")], capsys)
-    lines = dict(line.split(":", 1) for line in out.strip().splitlines())
-    assert Path(lines["sample data"].strip()).exists()
-    assert lines["features"].strip().endswith("/out/lake/features")
-    # A second run reuses the sample data and re-ingests to identical content.
-    cli_ok(["run", "--out", str(tmp_path / "out")], capsys)
+    lines = [line.split(":", 1) for line in out.strip().splitlines()]
+    paths = {k: v.strip() for k, v in lines}
+    assert Path(paths["sample data"]).exists()
+    assert paths["features"].endswith("/out/lake/features")
+    assert paths["sink map"].endswith("/out/lake/sinkmap")
+    for key in ("budget", "regions", "report"):
+        assert Path(paths[key].removeprefix("file://")).is_file(), key
+    assert sum(k == "figure" for k, _ in lines) == 4
+    budget = pd.read_csv(paths["budget"].removeprefix("file://"))
+    assert list(budget["year"]) == [2015, 2016]
+    # A second run reuses the sample data, the labels, the models and the mapped months.
+    again = cli_ok(["run", "--out", str(tmp_path / "out")], capsys)
+    assert "sink map:" in again
 
 
 def _break(store, how):

@@ -148,7 +148,8 @@ def test_gpu_replica_maps_like_the_cpu(mapped, infer_lake, ray_cluster):
     store = sinkmap(infer_lake)
     rows = mapped_rows(infer_lake)
     cpu = np.asarray(zarr.open_array(store, path=f"{MEDIAN}/land_flux", mode="r")[rows])
-    s = serve_settings(infer_lake, ray_cluster, num_gpus=1).model_copy(update={"end": "2016-01"})
+    s = serve_settings(infer_lake, ray_cluster, num_gpus=1, num_replicas=1)
+    s = s.model_copy(update={"end": "2016-01"})
     run_infer(s)
     gpu = np.asarray(
         zarr.open_array(sinkmap(infer_lake), path=f"{MEDIAN}/land_flux", mode="r")[rows]

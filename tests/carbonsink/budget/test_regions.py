@@ -6,7 +6,15 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from carbonsink.budget.regions import BANDS, BASINS, CONTINENTS, HOTSPOTS, region, region_masks
+from carbonsink.budget.regions import (
+    BANDS,
+    BASINS,
+    CONTINENTS,
+    HOTSPOTS,
+    RegionIndex,
+    region,
+    region_masks,
+)
 from carbonsink.grid import ModelGrid
 
 GRID = ModelGrid(2.0)
@@ -27,6 +35,16 @@ def test_regional_sums_add_up_to_the_global_sum(flux):
     for group in (BANDS, CONTINENTS, BASINS):
         parts = sum(float((flux * area * MASKS[r.name]).sum()) for r in group)
         assert parts == pytest.approx(whole, rel=1e-9, abs=1e-9 * np.abs(flux * area).sum())
+
+
+@settings(max_examples=20, deadline=None)
+@given(arrays(np.float64, GRID.shape, elements=st.floats(-1e3, 1e3) | st.just(np.nan)))
+def test_the_fast_index_sums_like_the_masks(values):
+    got = RegionIndex(GRID).sums(values)
+    clean = np.nan_to_num(values)
+    assert set(got) == set(MASKS)
+    for name, mask in MASKS.items():
+        assert got[name] == pytest.approx(float((clean * mask).sum()), rel=1e-9, abs=1e-6)
 
 
 def test_known_places_fall_in_the_right_regions():

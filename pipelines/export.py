@@ -1,0 +1,109 @@
+"""``carbonsink export``: a window of the sink map as NetCDF or plain Zarr v3.
+
+For users whose tools do not read Icechunk: one dataset with ``land_flux`` and
+``ocean_flux`` over ``(member, time, lat, lon)`` (the members, the ensemble median and the
+spread), CF attributes and bounds, read from the published sink map. The file is written
+next to nothing else in the lake (any path or URL the user gives).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import xarray as xr
+
+from carbonsink import __version__
+from carbonsink.config import Settings
+from carbonsink.errors import ConfigError, LakeError
+from carbonsink.lake.flux_store import FLUXES, members, open_member
+from carbonsink.lake.lake import Lake
+from carbonsink.timeutil import MonthWindow
+
+FORMATS = ("netcdf", "zarr")
+
+
+@dataclass
+class ExportReport:
+    """What was exported."""
+
+    path: str
+    members: list[str]
+    months: int
+    seconds: float
+
+
+def window_dataset(lake: Lake, window: MonthWindow) -> xr.Dataset:
+    """The sink map's groups over ``window`` as one lazy Dataset with a ``member`` axis.
+
+    Raises
+    ------
+    LakeError
+        No sink map, or a window it does not fully cover.
+    """
+    repo = lake.open_repo("sinkmap")
+    if repo is None:
+        raise LakeError(f"the lake {lake.url} has no sink map; run carbonsink infer first")
+    session = repo.readonly_session("main")
+    names = members(session.store)
+    wanted = np.array([np.datetime64(m.start_time.date(), "ns") for m in window.months])
+    parts = []
+    for name in names:
+        ds = open_member(session, name)
+        have = np.isin(wanted, ds["time"].to_numpy())
+        if not have.all():
+            first = window.months[int(np.flatnonzero(~have)[0])]
+            raise LakeError(
+                f"the sink map's {name} lacks {first} of {window}; map the window first "
+                "(carbonsink infer) or export a mapped window"
+            )
+        parts.append(ds[list(FLUXES)].sel(time=wanted))
+    out = xr.concat(parts, dim=xr.Variable("member", names, {"long_name": "emulated model"}))
+    first_ds = open_member(session, names[0])
+    for c in ("lat_bounds", "lon_bounds"):
+        out = out.assign_coords({c: first_ds[c]})
+    out.attrs = {
+        "Conventions": "CF-1.10",
+        "title": "carbonsink sink map: land and ocean CO2 flux per emulated model",
+        "source": f"carbonsink {__version__}, sinkmap snapshot {repo.lookup_branch('main')}",
+        "window": str(window),
+    }
+    return out
+
+
+def run_export(settings: Settings, out: str, fmt: str) -> ExportReport:
+    """Write the window ``settings.start..end`` of the sink map to ``out``.
+
+    Raises
+    ------
+    carbonsink.errors.CarbonsinkError
+        A bad format, window or destination; nothing is written then.
+    """
+    t0 = time.perf_counter()
+    if fmt not in FORMATS:
+        raise ConfigError(f"unknown export format {fmt!r}; use {' or '.join(FORMATS)}")
+    if not (settings.start and settings.end):
+        raise ConfigError("export needs a window: pass --start YYYY-MM and --end YYYY-MM")
+    window = MonthWindow.parse(settings.start, settings.end)
+    ds = window_dataset(Lake(settings.lake, settings.lake_storage), window)
+    local = "://" not in out or out.startswith("file://")
+    path = Path(out.removeprefix("file://")) if local else None
+    if path is not None and path.exists():
+        raise ConfigError(f"{out} exists; choose a new path (exports never overwrite)")
+    if fmt == "netcdf":
+        if path is None:
+            raise ConfigError("NetCDF exports go to a local path; use --format zarr for URLs")
+        encoding = {f: {"zlib": True, "complevel": 4} for f in FLUXES}
+        tmp = path.with_name(path.name + ".partial")
+        ds.to_netcdf(tmp, engine="h5netcdf", encoding=encoding)
+        tmp.rename(path)  # a reader never sees half a file
+    else:
+        ds = ds.chunk({"member": 1, "time": 1, "lat": -1, "lon": -1})
+        for v in ds.variables.values():
+            v.encoding = {}
+        ds.to_zarr(out, mode="w-", zarr_format=3, consolidated=False)
+    return ExportReport(
+        out, [str(m) for m in ds["member"].values], len(window), time.perf_counter() - t0
+    )
