@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import io
 import json
+import logging
 import math
 import time
 from collections import Counter
@@ -47,6 +48,9 @@ from carbonsink.lake.lake import Lake
 from carbonsink.storage import StorageOptions
 
 APP_NAME = "carbonsink"
+# Serve's driver-side INFO lines (deploying, "application is ready", router start-up) would
+# interleave with the commands' progress bars; warnings and errors still show.
+logging.getLogger("ray.serve").setLevel(logging.WARNING)
 EMULATOR = "emulator"
 MEDIAN = ENSEMBLE_MEDIAN
 
