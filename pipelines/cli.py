@@ -439,6 +439,42 @@ def infer(
 
 
 @app.command()
+def backfill(
+    source: Annotated[
+        str | None,
+        typer.Option("--source", envvar="CARBONSINK_SOURCE", help="ERA5 source (as for ingest)."),
+    ] = None,
+    lake: LakeOpt = None,
+    start: StartOpt = None,
+    end: EndOpt = None,
+    dask_address: DaskAddressOpt = None,
+    ray_address: RayAddressOpt = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Ingest and map a long window year by year with the lake's emulators, then the budget.
+
+    Each calendar year is ingested (Dask) and mapped through Ray Serve in transactions of
+    its own; the budget, its tables and the report are rebuilt at the end. The lake needs
+    trained emulators (carbonsink labels + train, or a first carbonsink run). Example:
+
+        carbonsink backfill --source era5.zarr --lake s3://bucket/carbonsink
+            --start 2015-01 --end 2024-12
+    """
+    from cluster.dask import dask_client
+    from pipelines.backfill import run_backfill
+
+    s = _settings(
+        config, source=source, lake=lake, start=start, end=end,
+        dask={"address": dask_address}, ray={"address": ray_address},
+    )  # fmt: skip
+    with dask_client(s.dask) as client:
+        report = run_backfill(s, client)
+    _echo(f"backfilled {len(report.partitions)} partition(s) in {report.seconds:.0f} s")
+    for label, path in report.outputs:
+        _echo(f"{label + ':':14s}{path}")
+
+
+@app.command()
 def budget(
     lake: LakeOpt = None,
     gcb: Annotated[
