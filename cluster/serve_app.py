@@ -418,6 +418,20 @@ def build_app(
     )
 
 
+def deploy(
+    lake: str, lake_storage: dict[str, Any], settings: ServeSettings
+) -> tuple[Routes, dict[str, Any]]:
+    """Start Serve's HTTP proxy, run the application and wait for it: routes and ``describe``.
+
+    Needs a connected Ray (``cluster.ray.ray_session``).
+    """
+    serve.start(http_options={"host": settings.http_host, "port": settings.http_port})
+    plan = plan_deployments(lake, lake_storage, settings)
+    serve.run(build_app(lake, lake_storage, settings, plan), name=APP_NAME)
+    routes = Routes.of_app(plan)
+    return routes, wait_ready(routes)
+
+
 def wait_ready(routes: Routes, timeout_s: float = 300.0) -> dict[str, Any]:
     """Block until every emulator deployment answers; their merged ``describe``."""
     t0 = time.monotonic()

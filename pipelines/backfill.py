@@ -22,11 +22,10 @@ from carbonsink.emulator.mapper import published_members
 from carbonsink.errors import LakeError
 from carbonsink.lake.lake import Lake
 from carbonsink.timeutil import MonthWindow
-from pipelines.budget import run_budget
 from pipelines.infer import run_infer
 from pipelines.ingest import describe, run_ingest
 from pipelines.progress import console
-from pipelines.report import run_report
+from pipelines.report import budget_and_report
 
 
 @dataclass
@@ -76,13 +75,5 @@ def run_backfill(settings: Settings, client: Client) -> BackfillReport:
             console.print(line)
         for line in run_infer(sub).lines:
             console.print(line)
-    budget = run_budget(settings)
-    for line in budget.lines:
-        console.print(line)
-    report = run_report(settings)
-    outputs = [
-        ("sink map", lake.store_location("sinkmap").url),
-        ("budget", next(p for p in budget.exports if p.endswith("/budget.csv"))),
-        ("report", next(p for p in report.files if p.endswith(".html"))),
-    ]
+    outputs = budget_and_report(settings)
     return BackfillReport([str(p) for p in parts], time.perf_counter() - t0, outputs)

@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +33,7 @@ from carbonsink.budget.core import (
     emissions,
     reference_sink,
 )
-from carbonsink.budget.regions import REGIONS, RegionIndex
+from carbonsink.budget.regions import BANDS, REGIONS, RegionIndex
 from carbonsink.budget.totals import SINKS, annual_totals, monthly_totals
 from carbonsink.config import Settings
 from carbonsink.errors import ConfigError, LakeError
@@ -54,7 +55,7 @@ from carbonsink.lake.lake import Lake
 from carbonsink.lake.table_store import to_csv, to_parquet, write_table
 from carbonsink.reference.gcb import load_release
 from carbonsink.reference.noaa import RELEASE as NOAA_RELEASE
-from carbonsink.reference.noaa import gatm_annual
+from carbonsink.reference.noaa import annual_growth, gatm_annual
 from pipelines.progress import progress_bar
 from pipelines.transaction import StoreTransaction, new_run_id
 
@@ -109,6 +110,17 @@ class SinkMap:
     snapshot: str
     variant: str
 
+    @cached_property
+    def regional(self) -> pd.DataFrame:
+        """Monthly sums (GtC) of the ensemble median by ``(region, sink)``: one read of it."""
+        with progress_bar() as bar:
+            task = bar.add_task("regional sums", total=1)
+            out = monthly_totals(
+                self.reader(ENSEMBLE_MEDIAN), self.months, self.area, RegionIndex(self.layout.grid)
+            )
+            bar.advance(task)
+        return out
+
     def reader(self, name: str) -> Any:
         """``read(month, flux)`` of one group."""
 
@@ -148,16 +160,24 @@ def open_sinkmap(lake: Lake) -> SinkMap:
 
 
 def sink_totals(sinkmap: SinkMap) -> dict[str, pd.DataFrame]:
-    """Monthly global totals (GtC per month) of every group of the sink map but the spread."""
+    """Monthly global totals (GtC per month) of every group of the sink map but the spread.
+
+    The ensemble median is read once, for the regional sums; its global totals are the sums
+    of the latitude bands, which partition the globe.
+    """
     out = {}
+    members_only = [n for n in sinkmap.names if n != ENSEMBLE_MEDIAN]
     with progress_bar() as bar:
-        task = bar.add_task("global sink totals", total=len(sinkmap.names))
-        for name in sinkmap.names:
+        task = bar.add_task("global sink totals", total=len(members_only))
+        for name in members_only:
             have = set(labelled_months(sinkmap.store, sinkmap.layout, name))
             use = [m for m in sinkmap.months if m in have]
             out[name] = monthly_totals(sinkmap.reader(name), use, sinkmap.area)
             bar.advance(task)
-    return out
+    out[ENSEMBLE_MEDIAN] = pd.DataFrame(
+        {s: sum(sinkmap.regional[(r.name, s)] for r in BANDS) for s in SINKS.values()}
+    )
+    return {name: out[name] for name in sinkmap.names}
 
 
 def regional_tables(
@@ -169,13 +189,7 @@ def regional_tables(
     ``<region>|<sink>|anomaly`` against the baseline years the map covers (monthly anomalies
     against the calendar month's mean).
     """
-    regions = RegionIndex(sinkmap.layout.grid)
-    with progress_bar() as bar:
-        task = bar.add_task("regional sums", total=1)
-        monthly = monthly_totals(
-            sinkmap.reader(ENSEMBLE_MEDIAN), sinkmap.months, sinkmap.area, regions
-        )
-        bar.advance(task)
+    monthly = sinkmap.regional
     keep = [(r.name, s) for r in REGIONS for s in r.sinks]
     monthly = monthly.loc[:, keep]
     annual = annual_totals(monthly)
@@ -189,9 +203,10 @@ def regional_tables(
     annual_anom = annual - annual.loc[years].mean()
     index = monthly.index
     assert isinstance(index, pd.PeriodIndex)
-    in_base = monthly[(index.year >= lo) & (index.year <= hi)]
-    clim = in_base.groupby(np.asarray(index.month)[(index.year >= lo) & (index.year <= hi)]).mean()
-    monthly_anom = monthly - clim.loc[np.asarray(index.month)].to_numpy()
+    months = np.asarray(index.month)
+    in_base = (index.year >= lo) & (index.year <= hi)
+    clim = monthly[in_base].groupby(months[in_base]).mean()
+    monthly_anom = monthly - clim.loc[months].to_numpy()
 
     def flat(values: pd.DataFrame, anomalies: pd.DataFrame) -> pd.DataFrame:
         a = values.copy()
@@ -254,7 +269,8 @@ def run_budget(settings: Settings) -> BudgetReport:
         "SOCEAN": np.sqrt(SOCEAN_SIGMA**2 + spread["SOCEAN"] ** 2),
         "SLAND": np.sqrt(SLAND_SIGMA**2 + spread["SLAND"] ** 2),
     }
-    noaa_years = [y for y in years if y <= _last_noaa_year(b.noaa_site)]
+    last_noaa = int(annual_growth(b.noaa_site).index.max())
+    noaa_years = [y for y in years if y <= last_noaa]
     if not noaa_years:
         raise ConfigError(
             f"NOAA's annual growth does not reach the mapped years {years[0]}..{years[-1]}; "
@@ -343,9 +359,3 @@ def run_budget(settings: Settings) -> BudgetReport:
         seconds=time.perf_counter() - t0,
         lines=lines,
     )
-
-
-def _last_noaa_year(site: str) -> int:
-    from carbonsink.reference.noaa import annual_growth
-
-    return int(annual_growth(site).index.max())

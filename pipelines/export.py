@@ -50,8 +50,8 @@ def window_dataset(lake: Lake, window: MonthWindow) -> xr.Dataset:
     names = members(session.store)
     wanted = np.array([np.datetime64(m.start_time.date(), "ns") for m in window.months])
     parts = []
-    for name in names:
-        ds = open_member(session, name)
+    opened = [open_member(session, name) for name in names]
+    for name, ds in zip(names, opened, strict=True):
         have = np.isin(wanted, ds["time"].to_numpy())
         if not have.all():
             first = window.months[int(np.flatnonzero(~have)[0])]
@@ -61,9 +61,8 @@ def window_dataset(lake: Lake, window: MonthWindow) -> xr.Dataset:
             )
         parts.append(ds[list(FLUXES)].sel(time=wanted))
     out = xr.concat(parts, dim=xr.Variable("member", names, {"long_name": "emulated model"}))
-    first_ds = open_member(session, names[0])
     for c in ("lat_bounds", "lon_bounds"):
-        out = out.assign_coords({c: first_ds[c]})
+        out = out.assign_coords({c: opened[0][c]})
     out.attrs = {
         "Conventions": "CF-1.10",
         "title": "carbonsink sink map: land and ocean CO2 flux per emulated model",

@@ -227,10 +227,8 @@ def run_infer(
     carbonsink.errors.CarbonsinkError
         Bad input or a failed run, with a one-line message; nothing is then published.
     """
-    from ray import serve
-
     from cluster.ray import ray_session
-    from cluster.serve_app import APP_NAME, Routes, build_app, plan_deployments, wait_ready
+    from cluster.serve_app import deploy
 
     t0 = time.perf_counter()
     if not (settings.start and settings.end):
@@ -250,20 +248,14 @@ def run_infer(
     serve_settings = settings.serve
     storage = settings.lake_storage.model_dump()
     with ray_session(settings.ray):
-        serve.start(
-            http_options={"host": serve_settings.http_host, "port": serve_settings.http_port}
-        )
-        plan = plan_deployments(lake.url, storage, serve_settings)
-        serve.run(build_app(lake.url, storage, serve_settings, plan), name=APP_NAME)
-        routes = Routes.of_app(plan)
-        info = wait_ready(routes)
+        routes, info = deploy(lake.url, storage, serve_settings)
         names: list[str] = info["members"]
         keys = [TileKey(m, str(mo), i) for mo in months for m in names
                 for i in range(info["tiles_per_month"])]  # fmt: skip
         console.print(
             f"mapping {len(months)} month(s) x {len(names)} member(s) x "
             f"{info['tiles_per_month']} tiles through Serve ({serve_settings.variant}, "
-            f"{len(plan)} emulator deployment(s))"
+            f"{len(routes.handles)} emulator deployment(s))"
         )
         run_id = new_run_id()
         with StoreTransaction(lake, "sinkmap", run_id) as tx:
@@ -317,17 +309,13 @@ def run_serve(settings: Settings, echo: Any) -> None:
     from ray import serve
 
     from cluster.ray import ray_session
-    from cluster.serve_app import APP_NAME, Routes, build_app, plan_deployments, wait_ready
+    from cluster.serve_app import deploy
 
     lake = Lake(settings.lake, settings.lake_storage)
     open_published_features(lake)  # a clear error now rather than in every replica
     s = settings.serve
     with ray_session(settings.ray):
-        serve.start(http_options={"host": s.http_host, "port": s.http_port})
-        storage = settings.lake_storage.model_dump()
-        plan = plan_deployments(lake.url, storage, s)
-        serve.run(build_app(lake.url, storage, s, plan), name=APP_NAME)
-        info = wait_ready(Routes.of_app(plan))
+        _, info = deploy(lake.url, settings.lake_storage.model_dump(), s)
         echo(f"serving {s.variant} emulators of {', '.join(info['members'])}")
         echo(f"http: http://{s.http_host}:{s.http_port}/flux?month=YYYY-MM&bbox=W,S,E,N")
         try:

@@ -22,8 +22,8 @@ from carbonsink.lake.table_store import read_table
 from carbonsink.reference.noaa import annual_growth, gatm_annual
 from carbonsink.report import figures
 from carbonsink.report.page import render
-from pipelines.budget import SinkMap, open_sinkmap
-from pipelines.progress import progress_bar
+from pipelines.budget import SinkMap, open_sinkmap, run_budget
+from pipelines.progress import console, progress_bar
 from pipelines.transaction import new_run_id
 
 
@@ -90,9 +90,7 @@ def run_report(settings: Settings) -> ReportOutput:
         )
         bar.advance(task)
         history = gatm_annual(list(annual_growth(settings.budget.noaa_site).index))["GATM"]
-        figs["Atmospheric growth (GATM)"] = figures.gatm_history(
-            history.loc[: max(newest, int(history.index.min()))], newest
-        )
+        figs["Atmospheric growth (GATM)"] = figures.gatm_history(history.loc[:newest], newest)
         bar.advance(task)
         cols = [c for c in regions.columns if c.endswith("|anomaly")]
         anomalies = pd.Series(
@@ -129,3 +127,19 @@ def run_report(settings: Settings) -> ReportOutput:
     ]
     files.append(lake.write_file(f"{prefix}/report.html", page.encode()))
     return ReportOutput(f"{lake.url.rstrip('/')}/{prefix}", files, time.perf_counter() - t0)
+
+
+def budget_and_report(settings: Settings) -> list[tuple[str, str]]:
+    """``carbonsink budget`` then ``report``; ``(label, path)`` of what a user opens."""
+    budget = run_budget(settings)
+    for line in budget.lines:
+        console.print(line)
+    report = run_report(settings)
+    exports = {p.rsplit("/", 1)[1]: p for p in budget.exports}
+    return [
+        ("sink map", Lake(settings.lake, settings.lake_storage).store_location("sinkmap").url),
+        ("budget", exports["budget.csv"]),
+        ("regions", exports["regions_annual.csv"]),
+        ("report", next(p for p in report.files if p.endswith(".html"))),
+        *[("figure", p) for p in report.files if p.endswith(".png")],
+    ]

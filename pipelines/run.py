@@ -23,13 +23,12 @@ from carbonsink.sample.store import SampleSpec
 from carbonsink.sources.arco import zarr_store
 from carbonsink.storage import StorageOptions, parse_location
 from carbonsink.timeutil import MonthWindow, parse_month
-from pipelines.budget import run_budget
 from pipelines.infer import run_infer
 from pipelines.ingest import describe, run_ingest
 from pipelines.labels import describe as describe_labels
 from pipelines.labels import run_labels
 from pipelines.progress import console
-from pipelines.report import run_report
+from pipelines.report import budget_and_report
 from pipelines.sample_data import run_sample_data, spec_from_settings
 from pipelines.train import run_train
 
@@ -113,19 +112,7 @@ def _emulate_and_budget(settings: Settings, client: Client) -> list[tuple[str, s
             console.print(line)
     else:
         console.print(f"the sink map already holds {window[0]}..{window[-1]}")
-    budget = run_budget(settings)
-    for line in budget.lines:
-        console.print(line)
-    report = run_report(settings)
-    exports = {p.rsplit("/", 1)[1]: p for p in budget.exports}
-    html = next(p for p in report.files if p.endswith(".html"))
-    return [
-        ("sink map", lake.store_location("sinkmap").url),
-        ("budget", exports.get("budget.csv", budget.store)),
-        ("regions", exports.get("regions_annual.csv", budget.store)),
-        ("report", html),
-        *[("figure", p) for p in report.files if p.endswith(".png")],
-    ]
+    return budget_and_report(settings)
 
 
 def _mapped_months(lake: Lake) -> set[pd.Period]:

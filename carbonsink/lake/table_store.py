@@ -83,11 +83,6 @@ def read_table(store: icechunk.IcechunkStore, name: str) -> tuple[pd.DataFrame, 
     return frame, meta
 
 
-def tables(store: icechunk.IcechunkStore) -> list[str]:
-    """Names of the tables in a store."""
-    return sorted(n for n, _ in zarr.open_group(store, mode="r").groups())
-
-
 def to_parquet(frame: pd.DataFrame, attrs: dict[str, Any]) -> bytes:
     """Parquet bytes; the provenance travels in the file's key-value metadata."""
     import pyarrow as pa
