@@ -194,6 +194,11 @@ class ServeSettings(_Section):
     num_gpus: float = Field(0.0, ge=0, description="GPUs per replica (0: CPU inference)")
     max_batch_size: int = Field(8, ge=1, le=256, description="tiles per forward pass")
     batch_wait_timeout_s: float = Field(0.05, ge=0, le=10)
+    pad_batches: bool = Field(
+        True,
+        description="run every forward pass on max_batch_size tiles (zero-padded) so that a "
+        "tile's bytes do not depend on its batch-mates; resumed runs are then byte-identical",
+    )
     max_ongoing_requests: int = Field(16, ge=1, description="requests a replica holds")
     in_flight: int = Field(32, ge=1, description="tile requests infer keeps in flight")
     retries: int = Field(3, ge=0, description="attempts per failed tile key beyond the first")
@@ -239,6 +244,11 @@ class BudgetSettings(_Section):
         None, description="CSV of year,EFOS,ELUC (GtC/yr) overriding the release"
     )
     noaa_site: str = Field("gl", pattern=r"^(gl|mlo)$", description="NOAA growth: gl or mlo")
+    noaa_monthly: str | None = Field(
+        None,
+        description="a current NOAA co2_mm_gl.csv for the 12-month budgets' GATM (default: "
+        "the packaged record, then Mauna Loa's where it ends)",
+    )
     baseline_start: int = Field(
         2015, ge=1900, le=2100, description="first year of regional anomalies' baseline"
     )
@@ -282,6 +292,9 @@ class Settings(BaseSettings):
     lake_storage: StorageOptions = StorageOptions()
     start: str | None = Field(None, description="first month of the window, YYYY-MM")
     end: str | None = Field(None, description="last month of the window, YYYY-MM")
+    partition_months: int = Field(
+        12, ge=1, le=120, description="months per backfill unit (12: calendar years)"
+    )
     grid: GridSettings = GridSettings()
     dask: DaskSettings = DaskSettings()
     ingest: IngestSettings = IngestSettings()

@@ -28,7 +28,7 @@ import xarray as xr
 
 from carbonsink.aggregate import MonthAccumulator, accumulate
 from carbonsink.drivers import LAND_THRESHOLD, Driver
-from carbonsink.errors import SourceError
+from carbonsink.errors import SourceError, SourceUnreachableError, brief
 from carbonsink.regrid import ConservativeRegridder
 from carbonsink.sources.base import SourceSelection
 from carbonsink.timeutil import month_starts
@@ -41,13 +41,34 @@ PART_BYTES = 4 * 2**30
 class SourceReader:
     """Reads index ranges of the selected source variables (picklable, for workers)."""
 
-    def __init__(self, variables: dict[str, xr.DataArray]) -> None:
+    def __init__(self, variables: dict[str, xr.DataArray], url: str = "the source") -> None:
         self.variables = variables
+        self.url = url
 
     def __call__(self, name: str, start: int, stop: int) -> tuple[np.ndarray, str | None]:
-        """Steps ``start``..``stop`` of variable ``name`` and its units attribute."""
+        """Steps ``start``..``stop`` of variable ``name`` and its units attribute.
+
+        Raises
+        ------
+        SourceUnreachableError
+            The storage failed (network, permissions): running again may succeed.
+        SourceError
+            The bytes do not decode: a damaged chunk.
+        """
         var = self.variables[name]
-        return np.asarray(var.isel(time=slice(start, stop)).values), var.attrs.get("units")
+        try:
+            values = np.asarray(var.isel(time=slice(start, stop)).values)
+        except (OSError, TimeoutError) as exc:  # storage and network errors
+            raise SourceUnreachableError(
+                f"lost {self.url} while reading {name}: {brief(exc)}; check the connection "
+                "and run again (published work is kept)"
+            ) from None
+        except Exception as exc:  # codecs: the stored bytes are not what they claim
+            raise SourceError(
+                f"{name} of {self.url} does not decode ({brief(exc)}): a chunk is damaged; "
+                "repair or re-download the store"
+            ) from None
+        return values, var.attrs.get("units")
 
 
 def accumulate_part(
@@ -192,7 +213,10 @@ def monthly_means(
     lat = selection.latitude
     lon = selection.longitude
     shape = (lat.size, lon.size)
-    reader = dask.delayed(SourceReader(dict(selection.variables)), pure=True)
+    reader = dask.delayed(
+        SourceReader(dict(selection.variables), selection.attrs.get("source_url", "the source")),
+        pure=True,
+    )
     land = dask.delayed(lsm, pure=True) if lsm is not None else None
     months = selection.window.months
     blocks = []

@@ -81,6 +81,7 @@ def batching_config(settings: ServeSettings) -> dict[str, Any]:
     return {
         "max_batch_size": settings.max_batch_size,
         "batch_wait_timeout_s": settings.batch_wait_timeout_s,
+        "pad_batches": settings.pad_batches,
     }
 
 
@@ -171,6 +172,7 @@ class EmulatorReplica:
         """Apply ``user_config``: batch size and wait, without a redeploy."""
         self.map_batch.set_max_batch_size(int(config["max_batch_size"]))  # type: ignore[attr-defined]
         self.map_batch.set_batch_wait_timeout_s(float(config["batch_wait_timeout_s"]))  # type: ignore[attr-defined]
+        self.mapper.pad_to = int(config["max_batch_size"]) if config.get("pad_batches") else None
 
     def describe(self) -> dict[str, Any]:
         """Members, grid and tiling served, and the batch sizes seen so far."""

@@ -35,7 +35,14 @@ from carbonsink.budget.core import (
 )
 from carbonsink.budget.regions import BANDS, REGIONS, RegionIndex
 from carbonsink.budget.totals import SINKS, annual_totals, monthly_totals
-from carbonsink.config import Settings
+from carbonsink.budget.trailing import (
+    LENGTH,
+    member_spread,
+    trailing_ends,
+    trailing_sums,
+    window_emissions,
+)
+from carbonsink.config import BudgetSettings, Settings
 from carbonsink.errors import ConfigError, LakeError
 from carbonsink.lake.features_store import (
     open_published_features,
@@ -53,9 +60,15 @@ from carbonsink.lake.flux_store import (
 )
 from carbonsink.lake.lake import Lake
 from carbonsink.lake.table_store import to_csv, to_parquet, write_table
-from carbonsink.reference.gcb import load_release
+from carbonsink.reference.gcb import GcbRelease, load_release
 from carbonsink.reference.noaa import RELEASE as NOAA_RELEASE
-from carbonsink.reference.noaa import annual_growth, gatm_annual
+from carbonsink.reference.noaa import (
+    WindowGatm,
+    annual_growth,
+    gatm_annual,
+    read_monthly,
+    window_gatm,
+)
 from pipelines.progress import progress_bar
 from pipelines.transaction import StoreTransaction, new_run_id
 
@@ -224,6 +237,70 @@ def _joined(columns: pd.Index) -> list[str]:
     return ["|".join(str(part) for part in c) for c in columns]
 
 
+def trailing_budget(
+    monthly: dict[str, pd.DataFrame],
+    offsets: dict[str, dict[str, float]],
+    member_names: list[str],
+    release: GcbRelease,
+    b: BudgetSettings,
+    user: pd.DataFrame | None,
+    trend: pd.Series | None = None,
+) -> tuple[pd.DataFrame | None, list[str]]:
+    """The trailing 12-month budget for every mapped window NOAA's records reach.
+
+    ``trend`` is a user's current NOAA global monthly trend (default: the packaged one).
+    Returns the table (None when no window has both 12 mapped months and GATM) and lines
+    that say what it holds, or why its newest window is missing.
+    """
+    med = monthly[ENSEMBLE_MEDIAN]
+    ends = trailing_ends(med.index)
+    if not ends:
+        return None, ["no 12 consecutive mapped months yet: no 12-month budget"]
+    gatm: dict[pd.Period, WindowGatm] = {}
+    unreached = ""
+    for end in ends:
+        try:
+            gatm[end] = window_gatm(end - (LENGTH - 1), end, trend)
+        except ConfigError as exc:
+            unreached = str(exc)
+    keep = sorted(gatm)
+    lines = []
+    if unreached:
+        lines.append(f"12-month budget to {ends[-1]} not built: {unreached}")
+    if not keep:
+        return None, lines
+    years = sorted({(e - k).year for e in keep for k in range(LENGTH)})
+    emis = window_emissions(emissions(release, years, b.extension, user), keep)
+    sinks = list(SINKS.values())
+    sums = {}
+    for name in [ENSEMBLE_MEDIAN, *member_names]:
+        if set(keep) <= set(trailing_ends(monthly[name].index)):
+            s = trailing_sums(monthly[name][sinks], keep)
+            sums[name] = s + pd.Series(offsets[name])[sinks]
+    spread = member_spread({m: sums[m] for m in member_names if m in sums}, sinks)
+    sigma = {"SOCEAN": SOCEAN_SIGMA, "SLAND": SLAND_SIGMA}
+    table = assemble(
+        keep, emis,
+        pd.DataFrame(
+            {"GATM": [gatm[e].gatm for e in keep], "GATM_sigma": [gatm[e].sigma for e in keep]},
+            index=pd.PeriodIndex(keep, freq="M"),
+        ),
+        {s: sums[ENSEMBLE_MEDIAN][s] for s in ("SOCEAN", "SLAND")},
+        {s: np.sqrt(sigma[s] ** 2 + spread[s] ** 2) for s in ("SOCEAN", "SLAND")},
+    )  # fmt: skip
+    table.index.name = "window_end"
+    table["SOCEAN_spread"] = spread["SOCEAN"].to_numpy()
+    table["SLAND_spread"] = spread["SLAND"].to_numpy()
+    table["GATM_source"] = [gatm[e].source for e in keep]
+    last, end = table.iloc[-1], keep[-1]
+    lines.append(
+        f"12 months to {end} ({end - (LENGTH - 1)}..{end}): EFOS {last.EFOS:.2f} + ELUC "
+        f"{last.ELUC:.2f} = GATM {last.GATM:.2f} + SOCEAN {last.SOCEAN:.2f} + SLAND "
+        f"{last.SLAND:.2f} + BIM {last.BIM:.2f} +- {last.BIM_sigma:.2f} GtC/yr"
+    )
+    return table, lines
+
+
 def run_budget(settings: Settings) -> BudgetReport:
     """Build and publish the budget tables from the lake's sink map.
 
@@ -237,6 +314,7 @@ def run_budget(settings: Settings) -> BudgetReport:
     lake = Lake(settings.lake, settings.lake_storage)
     release = load_release(b.gcb)
     user = read_user_emissions(b.emissions) if b.emissions else None
+    trend = read_monthly(b.noaa_monthly) if b.noaa_monthly else None
     window = (b.reference_start, b.reference_end)
     sinkmap = open_sinkmap(lake)
     monthly = sink_totals(sinkmap)
@@ -285,6 +363,9 @@ def run_budget(settings: Settings) -> BudgetReport:
     )  # fmt: skip
     budget["SOCEAN_spread"] = spread["SOCEAN"].loc[noaa_years].to_numpy()
     budget["SLAND_spread"] = spread["SLAND"].loc[noaa_years].to_numpy()
+    trailing, trailing_lines = trailing_budget(
+        monthly, offsets, member_names, release, b, user, trend
+    )
     provenance = {
         "gcb_release": release.release,
         "reference_window": f"{window[0]}-{window[1]}",
@@ -292,6 +373,9 @@ def run_budget(settings: Settings) -> BudgetReport:
         "reference_GtC_per_yr": references,
         "offsets_GtC_per_yr": offsets,
         "gatm": f"NOAA {b.noaa_site} Jan-Dec growth x 2.124 GtC/ppm ({NOAA_RELEASE})",
+        "gatm_12m": "NOAA 12-month growth of the monthly trend x 2.124 GtC/ppm, from "
+        + (b.noaa_monthly or f"the packaged record ({NOAA_RELEASE})")
+        + "; Mauna Loa's where the global trend ends (see GATM_source)",
         "efos_eluc": f"{release.release}; after it: {b.extension}"
         + ("; user series from " + b.emissions if b.emissions else ""),
         "sinks": "carbonsink sink map (ensemble median), adjusted as above",
@@ -318,6 +402,16 @@ def run_budget(settings: Settings) -> BudgetReport:
             {**provenance, **region_info, "units": "GtC per month, unadjusted"},
         ),
         "sinks_annual": (sinks_annual, {**provenance, "units": "GtC/yr, adjusted"}),
+        **(
+            {
+                "budget_12m": (
+                    trailing,
+                    {**provenance, "units": "GtC/yr over the 12 months to each window_end"},
+                )
+            }
+            if trailing is not None
+            else {}
+        ),
         "sinks_monthly": (
             sinks_monthly,
             {**provenance, "units": "GtC per month, unadjusted (the adjustment is annual)"},
@@ -349,7 +443,8 @@ def run_budget(settings: Settings) -> BudgetReport:
         f"budget {noaa_years[0]}-{noaa_years[-1]} ({release.release}, reference "
         f"{window[0]}-{window[1]}, {b.statistic}); {noaa_years[-1]}: EFOS {last.EFOS:.2f} + "
         f"ELUC {last.ELUC:.2f} = GATM {last.GATM:.2f} + SOCEAN {last.SOCEAN:.2f} + SLAND "
-        f"{last.SLAND:.2f} + BIM {last.BIM:.2f} +- {last.BIM_sigma:.2f} GtC/yr"
+        f"{last.SLAND:.2f} + BIM {last.BIM:.2f} +- {last.BIM_sigma:.2f} GtC/yr",
+        *trailing_lines,
     ]
     return BudgetReport(
         store=lake.store_location("budget").url,

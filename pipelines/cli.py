@@ -47,6 +47,14 @@ DaskAddressOpt = Annotated[
         help="Dask scheduler to use, e.g. tcp://10.0.0.5:8786 (default: a local cluster).",
     ),
 ]
+NoaaMonthlyOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--noaa-monthly",
+        envvar="CARBONSINK_BUDGET__NOAA_MONTHLY",
+        help="A current NOAA co2_mm_gl.csv for the 12-month GATM (default: the packaged one).",
+    ),
+]
 StartOpt = Annotated[
     str | None, typer.Option("--start", envvar="CARBONSINK_START", help="First month, YYYY-MM.")
 ]
@@ -447,15 +455,25 @@ def backfill(
     lake: LakeOpt = None,
     start: StartOpt = None,
     end: EndOpt = None,
+    partition_months: Annotated[
+        int | None,
+        typer.Option(
+            "--partition-months",
+            envvar="CARBONSINK_PARTITION_MONTHS",
+            help="Months per unit of work (default 12: calendar years).",
+        ),
+    ] = None,
     dask_address: DaskAddressOpt = None,
     ray_address: RayAddressOpt = None,
     config: ConfigOpt = None,
 ) -> None:
-    """Ingest and map a long window year by year with the lake's emulators, then the budget.
+    """Ingest and map a long window with the lake's emulators, resumably; then the budget.
 
-    Each calendar year is ingested (Dask) and mapped through Ray Serve in transactions of
-    its own; the budget, its tables and the report are rebuilt at the end. The lake needs
-    trained emulators (carbonsink labels + train, or a first carbonsink run). Example:
+    The window is planned as units (a partition of months x ingest or map), recorded in
+    the lake before any work; each unit is a transaction of its own and is marked done when
+    it publishes. Killed and started again with the same arguments, it resumes after the
+    done units (carbonsink status shows the plan). One driver per lake at a time. The lake
+    needs trained emulators (carbonsink labels + train, or a first carbonsink run). Example:
 
         carbonsink backfill --source era5.zarr --lake s3://bucket/carbonsink
             --start 2015-01 --end 2024-12
@@ -465,11 +483,77 @@ def backfill(
 
     s = _settings(
         config, source=source, lake=lake, start=start, end=end,
+        partition_months=partition_months,
         dask={"address": dask_address}, ray={"address": ray_address},
     )  # fmt: skip
     with dask_client(s.dask) as client:
         report = run_backfill(s, client)
-    _echo(f"backfilled {len(report.partitions)} partition(s) in {report.seconds:.0f} s")
+    _echo(
+        f"backfill plan {report.plan}: {len(report.partitions)} partition(s); "
+        f"{report.done_before} unit(s) done before, {report.units_run} run now, in "
+        f"{report.seconds:.0f} s"
+    )
+    for label, path in report.outputs:
+        _echo(f"{label + ':':14s}{path}")
+
+
+@app.command()
+def status(lake: LakeOpt = None, config: ConfigOpt = None) -> None:
+    """Show the lake's recorded plans (backfills), their progress, and who holds the lake.
+
+    carbonsink status --lake s3://bucket/carbonsink
+    """
+    from pipelines.status import status_lines
+
+    for line in status_lines(_settings(config, lake=lake)):
+        _echo(line)
+
+
+@app.command()
+def nrt(
+    source: Annotated[
+        str | None,
+        typer.Option("--source", envvar="CARBONSINK_SOURCE", help="ERA5 source (as for ingest)."),
+    ] = None,
+    lake: LakeOpt = None,
+    end: Annotated[
+        str | None,
+        typer.Option(
+            "--end",
+            envvar="CARBONSINK_END",
+            help="Newest month to treat as complete, YYYY-MM (default: the source's newest).",
+        ),
+    ] = None,
+    noaa_monthly: NoaaMonthlyOpt = None,
+    dask_address: DaskAddressOpt = None,
+    ray_address: RayAddressOpt = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Map the source's newest complete months and update this year's budget.
+
+    The 12 months ending with the newest complete month of the source (from ARCO-ERA5's
+    valid_time_stop_era5t) are brought into the lake: months not yet ingested, and ERA5T
+    months the source now holds as final ERA5, are ingested and mapped; then the budget
+    is rebuilt, whose 12-month table ends with the near-real-time budget. A run with nothing
+    new does nothing, so it can run daily from a scheduler. Example:
+
+        carbonsink nrt --source gs://bucket/era5.zarr --lake s3://bucket/carbonsink
+            --noaa-monthly co2_mm_gl.csv
+    """
+    from cluster.dask import dask_client
+    from pipelines.nrt import run_nrt
+
+    s = _settings(
+        config, source=source, lake=lake, end=end, budget={"noaa_monthly": noaa_monthly},
+        dask={"address": dask_address}, ray={"address": ray_address},
+    )  # fmt: skip
+    with dask_client(s.dask) as client:
+        report = run_nrt(s, client)
+    p = report.plan
+    _echo(
+        f"nrt {p.window}: ingested {len(p.ingest)}, mapped {len(p.infer)} month(s) in "
+        f"{report.seconds:.0f} s"
+    )
     for label, path in report.outputs:
         _echo(f"{label + ':':14s}{path}")
 
@@ -514,6 +598,7 @@ def budget(
         str | None,
         typer.Option("--emissions", help="CSV of year,EFOS,ELUC (GtC/yr) overriding the release."),
     ] = None,
+    noaa_monthly: NoaaMonthlyOpt = None,
     config: ConfigOpt = None,
 ) -> None:
     """Build the global carbon budget from the lake's sink map.
@@ -530,7 +615,8 @@ def budget(
     s = _settings(
         config, lake=lake,
         budget={"gcb": gcb, "reference_start": reference_start, "reference_end": reference_end,
-                "statistic": statistic, "extension": extension, "emissions": emissions},
+                "statistic": statistic, "extension": extension, "emissions": emissions,
+                "noaa_monthly": noaa_monthly},
     )  # fmt: skip
     report = run_budget(s)
     for line in report.lines:

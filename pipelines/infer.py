@@ -28,6 +28,7 @@ import pandas as pd
 import zarr
 
 from carbonsink.config import Settings
+from carbonsink.emulator.mapper import load_emulators
 from carbonsink.emulator.tiles import TileKey
 from carbonsink.errors import ConfigError, LakeError
 from carbonsink.grid import Tiling
@@ -35,6 +36,7 @@ from carbonsink.lake.features_store import (
     FeaturesLayout,
     ingested_months,
     open_published_features,
+    read_attrs,
     read_static,
     snapshot_metadata,
 )
@@ -44,6 +46,7 @@ from carbonsink.lake.flux_store import (
     FLUXES,
     FluxLayout,
     ensemble_median,
+    labelled_months,
     members,
     read_flux,
     write_member_flags,
@@ -215,6 +218,29 @@ def _ensemble_and_check(
         write_member_flags(session.store, layout, name, months)
 
 
+def check_emulators(lake: Lake, variant: str) -> list[str]:
+    """The members whose ``variant`` emulator fits the lake's features, checked up front.
+
+    Raises
+    ------
+    carbonsink.errors.CarbonsinkError
+        No features or models, or a checkpoint for another grid or driver set.
+    """
+    _, layout = open_published_features(lake)
+    return sorted(load_emulators(lake, variant, layout))
+
+
+def mapped_months(lake: Lake) -> set[pd.Period]:
+    """Months the lake's published sink map holds (its ensemble median's)."""
+    repo = lake.open_repo("sinkmap")
+    if repo is None:
+        return set()
+    store = repo.readonly_session("main").store
+    if MEDIAN not in members(store):
+        return set()
+    return set(labelled_months(store, FluxLayout.from_attrs(read_attrs(store)), MEDIAN))
+
+
 def run_infer(
     settings: Settings, progress: Callable[[int, int], None] | None = None
 ) -> InferReport:
@@ -243,6 +269,7 @@ def run_infer(
             f"the lake's features lack {len(missing)} month(s) of {window} (first {missing[0]}); "
             "ingest them first or choose a window inside the ingested months"
         )
+    check_emulators(lake, settings.serve.variant)  # here, not in every replica
     layout = sinkmap_layout(flayout)
     months = list(window.months)
     serve_settings = settings.serve

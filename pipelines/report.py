@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+import zarr
 
 from carbonsink.config import Settings
 from carbonsink.errors import LakeError
@@ -66,6 +67,11 @@ def run_report(settings: Settings) -> ReportOutput:
     store = repo.readonly_session("main").store
     budget, provenance = read_table(store, "budget")
     regions, rinfo = read_table(store, "regions_annual")
+    trailing = (
+        read_table(store, "budget_12m")[0]
+        if "budget_12m" in zarr.open_group(store, mode="r")
+        else None
+    )
     sinkmap = open_sinkmap(lake)
     newest = int(budget.index.max())
     base_label = str(rinfo.get("anomaly_baseline", "")).split(" ")[0]
@@ -111,11 +117,22 @@ def run_report(settings: Settings) -> ReportOutput:
         f"Sinks emulated by carbonsink and adjusted to {provenance.get('gcb_release')} over "
         f"{provenance.get('reference_window')}."
     )
+    tables = {"Budget (GtC/yr, 1 sigma)": table, "Regional sums and anomalies": regional}
+    if trailing is not None and len(trailing):
+        end = trailing.index[-1]
+        t = trailing.iloc[-1]
+        headline += (
+            f" The 12 months to {end}: EFOS {t.EFOS:.2f} + ELUC {t.ELUC:.2f} = GATM "
+            f"{t.GATM:.2f} + SOCEAN {t.SOCEAN:.2f} + SLAND {t.SLAND:.2f} + BIM {t.BIM:.2f} "
+            f"+- {t.BIM_sigma:.2f} GtC/yr (GATM: {t.GATM_source})."
+        )
+        recent = trailing[components + [f"{c}_sigma" for c in components]].iloc[-12:]
+        tables["Trailing 12-month budgets, newest windows (GtC/yr, 1 sigma)"] = recent
     page = render(
         "carbonsink: land and ocean CO2 sinks and the global carbon budget",
         headline,
         figs,
-        {"Budget (GtC/yr, 1 sigma)": table, "Regional sums and anomalies": regional},
+        tables,
         {**provenance, **{k: v for k, v in rinfo.items() if k == "anomaly_baseline"}},
     )
     run_id = new_run_id()

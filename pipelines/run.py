@@ -16,14 +16,12 @@ from distributed import Client
 
 from carbonsink.config import Settings
 from carbonsink.emulator.checkpoint import list_checkpoints
-from carbonsink.lake.features_store import read_attrs
-from carbonsink.lake.flux_store import ENSEMBLE_MEDIAN, FluxLayout, labelled_months, members
 from carbonsink.lake.lake import Lake
 from carbonsink.sample.store import SampleSpec
 from carbonsink.sources.arco import zarr_store
 from carbonsink.storage import StorageOptions, parse_location
 from carbonsink.timeutil import MonthWindow, parse_month
-from pipelines.infer import run_infer
+from pipelines.infer import mapped_months, run_infer
 from pipelines.ingest import describe, run_ingest
 from pipelines.labels import describe as describe_labels
 from pipelines.labels import run_labels
@@ -104,7 +102,7 @@ def _emulate_and_budget(settings: Settings, client: Client) -> list[tuple[str, s
         parse_month(settings.start), pd.Period(f"{settings.budget.reference_start}-01", "M")
     )
     window = [m for m in MonthWindow(first, parse_month(settings.end)).months]
-    mapped = _mapped_months(lake)
+    mapped = mapped_months(lake)
     todo = [m for m in window if m not in mapped]
     if todo:
         infer_settings = settings.model_copy(update={"start": str(todo[0]), "end": str(todo[-1])})
@@ -113,13 +111,3 @@ def _emulate_and_budget(settings: Settings, client: Client) -> list[tuple[str, s
     else:
         console.print(f"the sink map already holds {window[0]}..{window[-1]}")
     return budget_and_report(settings)
-
-
-def _mapped_months(lake: Lake) -> set[pd.Period]:
-    repo = lake.open_repo("sinkmap")
-    if repo is None:
-        return set()
-    store = repo.readonly_session("main").store
-    if ENSEMBLE_MEDIAN not in members(store):
-        return set()
-    return set(labelled_months(store, FluxLayout.from_attrs(read_attrs(store)), ENSEMBLE_MEDIAN))

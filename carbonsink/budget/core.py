@@ -102,7 +102,7 @@ def emissions(
     return Emissions(table)
 
 
-def _values(series: pd.Series, years: list[int]) -> np.ndarray:
+def _values(series: pd.Series, years: list[int] | pd.Index) -> np.ndarray:
     """``series`` at ``years`` as floats, NaN where it has no value."""
     return series.reindex(years).to_numpy(dtype=float, na_value=np.nan)
 
@@ -164,7 +164,7 @@ def adjust(
 
 
 def assemble(
-    years: list[int],
+    years: list[int] | list[pd.Period],
     emis: Emissions,
     gatm: pd.DataFrame,
     sinks: Mapping[str, pd.Series],
@@ -186,13 +186,14 @@ def assemble(
     ConfigError
         A component missing for one of ``years``.
     """
-    out = pd.DataFrame(index=pd.Index(years, name="year"))
+    index = pd.Index(list(years), name="year")
+    out = pd.DataFrame(index=index)
     parts: dict[str, pd.Series] = {
         "EFOS": emis.table["EFOS"], "ELUC": emis.table["ELUC"], "GATM": gatm["GATM"],
         "SOCEAN": sinks["SOCEAN"], "SLAND": sinks["SLAND"],
     }  # fmt: skip
     for name, series in parts.items():
-        got = _values(series, years)
+        got = _values(series, index)
         missing = [y for y, v in zip(years, got, strict=True) if not np.isfinite(v)]
         if missing:
             raise ConfigError(
@@ -202,19 +203,19 @@ def assemble(
             )
         out[name] = got
     out["BIM"] = out["EFOS"] + out["ELUC"] - out["GATM"] - out["SOCEAN"] - out["SLAND"]
-    out["EFOS_sigma"] = emis.table.loc[years, "EFOS_sigma"].to_numpy(float)
-    out["ELUC_sigma"] = emis.table.loc[years, "ELUC_sigma"].to_numpy(float)
-    out["GATM_sigma"] = gatm.loc[years, "GATM_sigma"].to_numpy(float)
+    out["EFOS_sigma"] = emis.table.loc[index, "EFOS_sigma"].to_numpy(float)
+    out["ELUC_sigma"] = emis.table.loc[index, "ELUC_sigma"].to_numpy(float)
+    out["GATM_sigma"] = gatm.loc[index, "GATM_sigma"].to_numpy(float)
     for name in ("SOCEAN", "SLAND"):
         s = sink_sigmas[name]
         out[f"{name}_sigma"] = (
-            s.loc[years].to_numpy(float) if isinstance(s, pd.Series) else float(s)
+            s.loc[index].to_numpy(float) if isinstance(s, pd.Series) else float(s)
         )
     sig = [f"{c}_sigma" for c in COMPONENTS[:-1]]
     out["BIM_sigma"] = np.sqrt((out[sig] ** 2).sum(axis=1))
     check_identity(out)
-    out["EFOS_source"] = emis.table.loc[years, "EFOS_source"].to_numpy()
-    out["ELUC_source"] = emis.table.loc[years, "ELUC_source"].to_numpy()
+    out["EFOS_source"] = emis.table.loc[index, "EFOS_source"].to_numpy()
+    out["ELUC_source"] = emis.table.loc[index, "ELUC_source"].to_numpy()
     return out
 
 

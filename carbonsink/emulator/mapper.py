@@ -125,6 +125,10 @@ class TileMapper:
         self.halo = max(e.halo for e in emulators.values())
         drivers = sorted({d for e in emulators.values() for d in e.metadata.drivers})
         self.statics = StaticFields.from_store(features.store, layout.grid, drivers)
+        #: When set, every forward pass runs on exactly this many tiles (zeros pad the rest):
+        #: the kernels then never depend on how many requests a batch happened to gather,
+        #: so a tile's bytes are the same in every run (resumed backfills rely on it).
+        self.pad_to: int | None = None
         self._arrays: dict[str, Any] = {}
         self._months: OrderedDict[pd.Period, dict[str, np.ndarray]] = OrderedDict()
 
@@ -248,7 +252,7 @@ class TileMapper:
         for idx in by_member.values():
             emu = self._emulator(keys[idx[0]])
             x = np.stack([self.inputs(keys[n]) for n in idx])
-            y = emu.predict_numpy(x)
+            y = self._forward(emu, x)
             for n, block in zip(idx, y, strict=True):
                 i, j = self.origin(keys[n])
                 frac = lf[i : i + th, j : j + tw]
@@ -256,6 +260,19 @@ class TileMapper:
                 block[1][frac >= 1] = np.nan
                 out[n] = block
         return [b for b in out if b is not None]
+
+    def _forward(self, emu: CnnEmulator, x: np.ndarray) -> np.ndarray:
+        """``emu`` over ``x``, in passes of exactly ``pad_to`` tiles when that is set."""
+        size = self.pad_to
+        if not size:
+            return emu.predict_numpy(x)
+        out = []
+        for start in range(0, len(x), size):
+            part = x[start : start + size]
+            padded = np.zeros((size, *x.shape[1:]), dtype=x.dtype)
+            padded[: len(part)] = part
+            out.append(emu.predict_numpy(padded)[: len(part)])
+        return np.concatenate(out)
 
     def write(self, store: icechunk.IcechunkStore, key: TileKey, block: np.ndarray) -> None:
         """Write a tile's fluxes into its region of a sink-map store (its own chunks)."""

@@ -215,6 +215,13 @@ def ingested_months(store: icechunk.IcechunkStore, layout: FeaturesLayout) -> pd
     return layout.time_axis.months[np.asarray(flags) == 1]
 
 
+def era5t_months(store: icechunk.IcechunkStore, layout: FeaturesLayout) -> pd.PeriodIndex:
+    """Ingested months whose drivers include preliminary ERA5T data."""
+    ingested = np.asarray(zarr.open_array(store, path="ingested", mode="r")[:]) == 1
+    flags = np.asarray(zarr.open_array(store, path="era5t", mode="r")[:]) == 1
+    return layout.time_axis.months[ingested & flags]
+
+
 def write_flags(
     store: icechunk.IcechunkStore,
     layout: FeaturesLayout,

@@ -32,7 +32,7 @@ icechunk.set_logs_filter("icechunk=error")
 
 MARKER = "carbonsink-lake.json"
 LAKE_FORMAT = 1
-STORES = ("features", "labels", "sinkmap", "budget", "models")
+STORES = ("features", "labels", "sinkmap", "budget", "models", "plans")
 
 
 class Lake:

@@ -51,6 +51,7 @@ def write_table(
             json.dumps(
                 {
                     "index": kind,
+                    "index_name": str(frame.index.name or kind),
                     "numeric": numeric,
                     "text": text,
                     "columns": [str(c) for c in frame.columns],
@@ -69,7 +70,8 @@ def read_table(store: icechunk.IcechunkStore, name: str) -> tuple[pd.DataFrame, 
     raw = np.asarray(zarr.open_array(store, path=f"{name}/index", mode="r")[...])
     if attrs["index"] == "month":
         index: pd.Index = pd.PeriodIndex(
-            [pd.Period(year=int(v) // 100, month=int(v) % 100, freq="M") for v in raw], name="month"
+            [pd.Period(year=int(v) // 100, month=int(v) % 100, freq="M") for v in raw],
+            name=attrs.get("index_name", "month"),
         )
     else:
         index = pd.Index(raw.astype(int), name=attrs["index"])
@@ -79,7 +81,8 @@ def read_table(store: icechunk.IcechunkStore, name: str) -> tuple[pd.DataFrame, 
     }
     data.update(attrs["text"])
     frame = pd.DataFrame(data, index=index).loc[:, list(attrs["columns"])]
-    meta = {k: v for k, v in attrs.items() if k not in ("index", "numeric", "text", "columns")}
+    own = ("index", "index_name", "numeric", "text", "columns")
+    meta = {k: v for k, v in attrs.items() if k not in own}
     return frame, meta
 
 

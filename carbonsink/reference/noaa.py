@@ -15,12 +15,15 @@ The files are byte copies of the ``datasets/co2-ppm`` data package (see ``data/R
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
+from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
-from carbonsink.co2 import _GL_FIELDS, _read
+from carbonsink.co2 import _GL_FIELDS, _MLO_FIELDS, _read
 from carbonsink.errors import ConfigError
 
 GTC_PER_PPM = 2.124
@@ -74,22 +77,97 @@ def parse_growth(text: str, name: str) -> pd.DataFrame:
     return pd.DataFrame({"growth": growth, "uncertainty": unc}, index=pd.Index(years, name="year"))
 
 
-@lru_cache(maxsize=1)
-def monthly_trend() -> pd.Series:
-    """NOAA's de-seasonalised global monthly trend (ppm), indexed by monthly Period."""
-    gl = _read("co2-mm-gl.csv", _GL_FIELDS)
-    return pd.Series(gl["trend"].to_numpy(float), index=pd.PeriodIndex(gl["date"], freq="M"))
+@lru_cache(maxsize=2)
+def monthly_trend(site: str = "gl") -> pd.Series:
+    """NOAA's de-seasonalised monthly trend (ppm) of ``site``, indexed by monthly Period.
+
+    ``gl``: the global marine-boundary-layer trend; ``mlo``: Mauna Loa's de-seasonalised
+    monthly mean, which NOAA publishes about two months sooner.
+    """
+    if site == "mlo":
+        mlo = _read("co2-mm-mlo.csv", _MLO_FIELDS)
+        values, dates = mlo["deseasonalized"], mlo["date"]
+    else:
+        gl = _read("co2-mm-gl.csv", _GL_FIELDS)
+        values, dates = gl["trend"], gl["date"]
+    return pd.Series(values.to_numpy(float), index=pd.PeriodIndex(dates, freq="M"))
 
 
-def window_growth(first: pd.Period, last: pd.Period) -> float:
+#: The column names of NOAA's own ``co2_mm_gl.csv`` (after its ``#`` comment block).
+_NOAA_GL_HEADER = ["year", "month", "decimal", "average", "average_unc", "trend", "trend_unc"]
+
+
+def parse_monthly(text: str, name: str) -> pd.Series:
+    """The trend (ppm) of a global monthly file, indexed by monthly Period.
+
+    Reads NOAA's own ``co2_mm_gl.csv`` (``#`` comments, then
+    ``year,month,decimal,average,average_unc,trend,trend_unc``), the file a near-real-time
+    job downloads each day, and the ``datasets/co2-ppm`` copy that carbonsink ships
+    (``Date,Decimal Date,Average,Trend`` over six fields).
+
+    Raises
+    ------
+    ConfigError
+        A header of neither form, or a row that is not numbers.
+    """
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip() and not ln.startswith("#")]
+    header = [c.strip().lower() for c in lines[0].split(",")] if lines else []
+    if header == _NOAA_GL_HEADER:
+        date_of = lambda p: f"{int(p[0]):04d}-{int(p[1]):02d}"  # noqa: E731
+        trend_at = 5
+    elif header == ["date", "decimal date", "average", "trend"]:
+        date_of = lambda p: p[0]  # noqa: E731
+        trend_at = 4
+    else:
+        raise ConfigError(
+            f"NOAA monthly file {name}: header {lines[0] if lines else '(empty)'!r} is neither "
+            f"NOAA's '{','.join(_NOAA_GL_HEADER)}' nor carbonsink's packaged form; download "
+            "co2_mm_gl.csv from gml.noaa.gov again or update carbonsink"
+        )
+    dates, trend = [], []
+    for n, ln in enumerate(lines[1:], start=2):
+        parts = [p.strip() for p in ln.split(",")]
+        try:
+            dates.append(pd.Period(date_of(parts), freq="M"))
+            trend.append(float(parts[trend_at]))
+        except (ValueError, IndexError):
+            raise ConfigError(
+                f"NOAA monthly file {name}: row {n} ({ln!r}) is not a month and its trend; "
+                "fix or download the file again"
+            ) from None
+    if not dates:
+        raise ConfigError(f"NOAA monthly file {name} has no rows; download it again")
+    return pd.Series(trend, index=pd.PeriodIndex(dates, freq="M"))
+
+
+def read_monthly(path: str) -> pd.Series:
+    """:func:`parse_monthly` of a local file.
+
+    Raises
+    ------
+    ConfigError
+        A missing file, or one :func:`parse_monthly` refuses.
+    """
+    p = Path(path).expanduser()
+    if not p.is_file():
+        raise ConfigError(
+            f"NOAA monthly file {path} not found; download co2_mm_gl.csv from "
+            "https://gml.noaa.gov/ccgg/trends/gl_data.html or drop --noaa-monthly"
+        )
+    return parse_monthly(p.read_text(errors="replace"), p.name)
+
+
+def window_growth(first: pd.Period, last: pd.Period, trend: pd.Series | None = None) -> float:
     """CO2 growth (ppm) from the start of month ``first`` to the end of month ``last``.
+
+    ``trend`` defaults to the packaged global trend (:func:`monthly_trend`).
 
     Raises
     ------
     ConfigError
         If the record does not reach a month either side of the window.
     """
-    trend = monthly_trend()
+    trend = monthly_trend() if trend is None else trend
     need = [first - 1, first, last, last + 1]
     missing = [str(m) for m in need if m not in trend.index]
     if missing:
@@ -104,6 +182,67 @@ def window_growth(first: pd.Period, last: pd.Period) -> float:
     return float(end - start)
 
 
+@dataclass(frozen=True)
+class WindowGatm:
+    """GATM over a 12-month window: GtC/yr, its 1-sigma uncertainty and where it came from."""
+
+    gatm: float
+    sigma: float
+    source: str
+
+
+@lru_cache(maxsize=1)
+def _sigmas() -> tuple[float, float]:
+    """1-sigma (ppm/yr) of a global 12-month growth, and of Mauna Loa standing in for it.
+
+    The first is NOAA's median stated uncertainty of the global annual growth over its last
+    ten years; the second adds, in quadrature, the RMS difference between Mauna Loa's and
+    the global annual growth since 1980 (how far one site strays from the global mean).
+    """
+    gl, mlo = annual_growth("gl"), annual_growth("mlo")
+    own = float(gl["uncertainty"].iloc[-10:].median())
+    years = [y for y in gl.index if y >= 1980 and y in mlo.index]
+    rms = float(np.sqrt(np.mean((mlo.loc[years, "growth"] - gl.loc[years, "growth"]) ** 2)))
+    return own, float(np.hypot(own, rms))
+
+
+def window_gatm(first: pd.Period, last: pd.Period, trend: pd.Series | None = None) -> WindowGatm:
+    """GATM (GtC/yr) over ``first``..``last`` (12 months) for a near-real-time budget.
+
+    The global trend (``trend``, default the packaged one) when it reaches the month after
+    ``last``; otherwise Mauna Loa's de-seasonalised monthly means, which NOAA publishes
+    sooner, with the larger uncertainty of one site standing in for the globe.
+
+    Raises
+    ------
+    ConfigError
+        Neither record reaches the window (the message names the newest window they cover).
+    """
+    own, site_sigma = _sigmas()
+    scale = 12.0 / ((last - first).n + 1)  # GtC per year whatever the window's length
+    gl = monthly_trend("gl") if trend is None else trend
+    try:
+        growth = window_growth(first, last, gl)
+        return WindowGatm(growth * GTC_PER_PPM * scale, own * GTC_PER_PPM, "NOAA gl monthly trend")
+    except ConfigError:
+        pass
+    mlo = monthly_trend("mlo")
+    try:
+        growth = window_growth(first, last, mlo)
+    except ConfigError:
+        newest = max(gl.index[-1], mlo.index[-1]) - 1
+        raise ConfigError(
+            f"NOAA's monthly records end at {newest + 1}, too soon for the growth over "
+            f"{first}..{last} (it needs {last + 1}); pass a current co2_mm_gl.csv "
+            "(--noaa-monthly) or take the window to end by " + str(newest)
+        ) from None
+    return WindowGatm(
+        growth * GTC_PER_PPM * scale,
+        site_sigma * GTC_PER_PPM,
+        "NOAA Mauna Loa de-seasonalised monthly means (the global trend is not out yet)",
+    )
+
+
 def gatm_annual(years: range | list[int], site: str = "gl") -> pd.DataFrame:
     """GATM (GtC/yr) and its 1-sigma uncertainty from NOAA's published annual growth.
 
@@ -116,8 +255,8 @@ def gatm_annual(years: range | list[int], site: str = "gl") -> pd.DataFrame:
     missing = [y for y in years if y not in g.index]
     if missing:
         raise ConfigError(
-            f"NOAA's {site} growth covers {g.index[0]}..{g.index[-1]}, not {missing[0]}; use a "
-            "12-month window of monthly means (--gatm-window) or update carbonsink's NOAA data"
+            f"NOAA's {site} growth covers {g.index[0]}..{g.index[-1]}, not {missing[0]}; the "
+            "12-month budget (carbonsink nrt) covers later months, or update carbonsink's NOAA data"
         )
     sel = g.loc[list(years)]
     return pd.DataFrame(

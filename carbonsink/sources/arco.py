@@ -19,7 +19,12 @@ import zarr.storage
 
 from carbonsink.errors import SourceError, SourceUnreachableError, brief
 from carbonsink.sources.base import SourceSelection
-from carbonsink.sources.common import ValidRange, select_window, valid_range_from_attrs
+from carbonsink.sources.common import (
+    ValidRange,
+    axis_range,
+    select_window,
+    valid_range_from_attrs,
+)
 from carbonsink.storage import Location, StorageOptions, fsspec_options, parse_location
 from carbonsink.timeutil import MonthWindow
 
@@ -108,6 +113,10 @@ class ArcoEra5Source:
     def valid_range(self) -> ValidRange | None:
         """The range of real data from the root attributes (None if absent)."""
         return valid_range_from_attrs(dict(self.dataset.attrs), url=self.url)
+
+    def available(self) -> ValidRange:
+        """The range of real data: the ``valid_time_*`` attributes, else the time axis."""
+        return self.valid_range or axis_range(self.dataset["time"].values, url=self.url)
 
     def select(self, variables: list[str], window: MonthWindow) -> SourceSelection:
         """Validate and lazily select ``variables`` for the months of ``window``."""

@@ -13,13 +13,16 @@ rest of carbonsink never looks at file formats:
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Literal, Protocol, runtime_checkable
 
 import numpy as np
 import pandas as pd
 import xarray as xr
 
 from carbonsink.timeutil import MonthWindow
+
+if TYPE_CHECKING:
+    from carbonsink.sources.common import ValidRange
 
 TimeKind = Literal["instant", "accumulated", "period_mean"]
 
@@ -95,6 +98,16 @@ class Source(Protocol):
     """A reanalysis source (ARCO-ERA5 Zarr, CDS GRIB/NetCDF files)."""
 
     url: str
+
+    def available(self) -> ValidRange:
+        """The range of real data: ARCO's ``valid_time_*`` attributes, else the time axis.
+
+        Raises
+        ------
+        carbonsink.errors.SourceError
+            A source without time steps, or with unreadable attributes.
+        """
+        ...
 
     def select(self, variables: list[str], window: MonthWindow) -> SourceSelection:
         """Validate and lazily select ``variables`` for the complete months of ``window``.

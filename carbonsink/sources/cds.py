@@ -29,7 +29,7 @@ import xarray as xr
 from carbonsink.drivers import SOURCE_VARIABLES
 from carbonsink.errors import SourceError, SourceUnreachableError, brief
 from carbonsink.sources.base import SourceSelection
-from carbonsink.sources.common import select_window
+from carbonsink.sources.common import ValidRange, axis_range, select_window
 from carbonsink.storage import StorageOptions, parse_location
 from carbonsink.timeutil import MonthWindow
 
@@ -213,6 +213,12 @@ class CdsEra5Source:
         ds = parts[0] if len(parts) == 1 else xr.combine_by_coords(parts, combine_attrs="override")
         assert isinstance(ds, xr.Dataset)
         return ds
+
+    def available(self) -> ValidRange:
+        """The range the files' time axis spans (CDS files carry no ``valid_time_*``)."""
+        if "time" not in self.dataset.coords:
+            raise SourceError(f"source {self.url} has no 'time' coordinate")
+        return axis_range(self.dataset["time"].values, url=self.url)
 
     def select(self, variables: list[str], window: MonthWindow) -> SourceSelection:
         """Validate and select ``variables`` for the complete months of ``window``."""

@@ -64,6 +64,41 @@ def valid_range_from_attrs(attrs: dict, *, url: str) -> ValidRange | None:
     return ValidRange(start.normalize(), stop.normalize() + one_day, stop_t.normalize() + one_day)
 
 
+def axis_range(times: np.ndarray, *, url: str) -> ValidRange:
+    """The range a time axis spans, for a source without ``valid_time_*`` attributes.
+
+    Raises
+    ------
+    SourceError
+        An empty time axis.
+    """
+    tvals = np.asarray(times).astype("datetime64[ns]")
+    good = tvals[~np.isnat(tvals)]
+    if good.size == 0:
+        raise SourceError(f"source {url} has an empty time axis; ingest a store with data")
+    # The last stamp opens one more step of data (an hour, or a month of monthly means).
+    end = pd.Timestamp(good.max()) + detect_step(np.sort(good)[-2000:], url=url)
+    return ValidRange(pd.Timestamp(good.min()), end, end)
+
+
+def newest_complete_month(valid: ValidRange) -> pd.Period | None:
+    """The newest month whose every hour lies in ``valid`` (ERA5T included), if any.
+
+    A month counts as complete when the data reach its last hour: ARCO-ERA5's attributes
+    end at midnight after the last day, an hourly axis at 23:00 of it (the same tolerance
+    as :func:`select_window`).
+    """
+    month = (valid.stop_era5t - pd.Timedelta(seconds=1)).to_period("M")
+    if MonthWindow(month, month).end_instant > valid.stop_era5t + pd.Timedelta(hours=1):
+        month -= 1
+    return month if MonthWindow(month, month).first_instant >= valid.start else None
+
+
+def final_months(valid: ValidRange) -> pd.Period | None:
+    """The newest complete month of final ERA5 (before ``valid.stop``), if any."""
+    return newest_complete_month(ValidRange(valid.start, valid.stop, valid.stop))
+
+
 def _check_axis(values: np.ndarray, name: str, url: str) -> None:
     if values.ndim != 1 or values.size < 2:
         raise SourceError(f"coordinate {name!r} of {url} must be 1-D with 2+ points")
@@ -230,14 +265,7 @@ def select_window(
 
     tvals = times.astype("datetime64[ns]")
     if valid is None:
-        good = tvals[~np.isnat(tvals)]
-        if good.size == 0:
-            raise SourceError(f"source {url} has an empty time axis; ingest a store with data")
-        valid = ValidRange(
-            pd.Timestamp(good.min()),
-            pd.Timestamp(good.max()) + pd.Timedelta(seconds=1),
-            pd.Timestamp(good.max()) + pd.Timedelta(seconds=1),
-        )
+        valid = axis_range(tvals, url=url)
     if window.first_instant < valid.start or window.end_instant > valid.stop_era5t + pd.Timedelta(
         hours=1
     ):

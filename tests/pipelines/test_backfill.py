@@ -1,40 +1,78 @@
-"""carbonsink backfill: year partitions ingested and mapped with real Dask, Ray and Serve."""
+"""carbonsink backfill: a recorded plan, resumed after kill -9, with real Dask, Ray and Serve."""
 
+import hashlib
+import os
 import shutil
+import signal
+import subprocess
+import sys
+import time
 
 import pandas as pd
 import pytest
+import yaml
+import zarr
+from zarr.core.buffer import default_buffer_prototype
 
 from carbonsink.errors import LakeError
 from carbonsink.lake.features_store import read_attrs
 from carbonsink.lake.flux_store import ENSEMBLE_MEDIAN, FluxLayout, labelled_months
 from carbonsink.lake.lake import Lake
+from carbonsink.lake.plan_store import RunLock, read_plans
 from carbonsink.timeutil import MonthWindow
-from pipelines.backfill import partitions, run_backfill
+from pipelines.backfill import backfill_plan, partitions, run_backfill
+from pipelines.status import status_lines
 from tests.tiny_lake import settings
 
 
-def test_partitions_are_calendar_years():
+def test_partitions_are_calendar_years_or_aligned_runs():
     parts = partitions(MonthWindow.parse("2015-03", "2017-02"))
     assert [str(p) for p in parts] == ["2015-03..2015-12", "2016-01..2016-12", "2017-01..2017-02"]
     assert [str(p) for p in partitions(MonthWindow.parse("2016-05", "2016-05"))] == [
         "2016-05..2016-05"
     ]
+    # Six-month units cut at January and July whatever the window's start.
+    six = partitions(MonthWindow.parse("2016-02", "2017-01"), 6)
+    assert [str(p) for p in six] == ["2016-02..2016-06", "2016-07..2016-12", "2017-01..2017-01"]
 
 
-@pytest.mark.integration
-def test_backfill_maps_each_year_and_rebuilds_the_budget(
-    trained, lake, monthly_store, dask_client, ray_cluster, tmp_path
-):
-    root = tmp_path / "lake"
-    shutil.copytree(lake, root)
-    s = settings(
-        root, source=monthly_store, start="2015-10", end="2016-12",
+def backfill_settings(root, source, ray_cluster):
+    return settings(
+        root, source=source, start="2015-10", end="2016-12",
         budget={"reference_start": 2016, "reference_end": 2016},
         serve={"http_port": ray_cluster["http_port"], "in_flight": 8},
     )  # fmt: skip
-    report = run_backfill(s, dask_client)
+
+
+def chunk_hashes(root, store_name) -> dict[str, str]:
+    """SHA-256 of every chunk of a published store (metadata, which names runs, left out)."""
+    store = Lake(str(root)).open_repo(store_name).readonly_session("main").store
+
+    async def collect() -> dict[str, str]:
+        out = {}
+        async for key in store.list():
+            if "/c/" in key or key.startswith("c/"):
+                buf = await store.get(key, prototype=default_buffer_prototype())
+                out[key] = hashlib.sha256(buf.to_bytes()).hexdigest()
+        return out
+
+    return zarr.core.sync.sync(collect())
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(trained, lake, monthly_store, dask_client, ray_cluster, tmp_path_factory):
+    """The tiny lake backfilled 2015-10..2016-12 in one go."""
+    root = tmp_path_factory.mktemp("backfill") / "lake"
+    shutil.copytree(lake, root)
+    report = run_backfill(backfill_settings(root, monthly_store, ray_cluster), dask_client)
+    return root, report
+
+
+@pytest.mark.integration
+def test_backfill_maps_each_unit_and_rebuilds_the_budget(uninterrupted):
+    root, report = uninterrupted
     assert report.partitions == ["2015-10..2015-12", "2016-01..2016-12"]
+    assert (report.done_before, report.units_run) == (0, 4)
     store = Lake(str(root)).open_repo("sinkmap").readonly_session("main").store
     mapped = labelled_months(store, FluxLayout.from_attrs(read_attrs(store)), ENSEMBLE_MEDIAN)
     assert [str(m) for m in mapped] == [
@@ -44,6 +82,63 @@ def test_backfill_maps_each_year_and_rebuilds_the_budget(
     budget = pd.read_csv(outputs["budget"].removeprefix("file://"))
     assert list(budget["year"]) == [2016]
     assert outputs["report"].endswith("report.html")
+    plans, lock = read_plans(Lake(str(root)))
+    assert lock is None and [p.id for p in plans] == [report.plan] and plans[0].complete
+
+
+@pytest.mark.integration
+def test_backfill_killed_with_sigkill_resumes_to_identical_bytes(
+    uninterrupted, lake, monthly_store, dask_client, ray_cluster, tmp_path
+):
+    root = tmp_path / "lake"
+    shutil.copytree(lake, root)
+    s = backfill_settings(root, monthly_store, ray_cluster)
+    config = tmp_path / "settings.yaml"
+    config.write_text(yaml.safe_dump(s.model_dump(mode="json", exclude_none=True)))
+    env = {**os.environ, "CARBONSINK_PROGRESS": "0"}
+    with open(tmp_path / "driver.log", "w") as log:
+        driver = subprocess.Popen(
+            [sys.executable, "-m", "pipelines.cli", "backfill", "--config", str(config)],
+            stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True,
+        )  # fmt: skip
+    plan = backfill_plan(s)
+    deadline = time.monotonic() + 240
+    try:
+        while time.monotonic() < deadline and driver.poll() is None:
+            plans, _ = read_plans(Lake(str(root)))
+            if plans and plans[0].done:
+                break
+            time.sleep(0.2)
+    finally:
+        # kill -9 of the driver and everything it started (its Dask workers), as a lost node
+        os.killpg(driver.pid, signal.SIGKILL)
+        driver.wait()
+    plans, lock = read_plans(Lake(str(root)))
+    assert plans and 1 <= len(plans[0].done) < 4, (tmp_path / "driver.log").read_text()[-2000:]
+    assert lock is not None and lock["pid"] == driver.pid  # the dead driver still "holds" it
+    shown = "\n".join(status_lines(s))
+    assert plan.id in shown and f"{len(plans[0].done)}/4 units done" in shown
+
+    report = run_backfill(s, dask_client)  # the same arguments: resume
+    assert report.plan == plan.id and report.done_before == len(plans[0].done)
+    assert report.done_before + report.units_run == 4
+    reference, _ = uninterrupted
+    for store in ("features", "sinkmap"):
+        want, got = chunk_hashes(reference, store), chunk_hashes(root, store)
+        assert got == want, store
+        assert len(got) > 100
+
+
+def test_a_second_driver_on_a_busy_lake_stops(trained, lake, monthly_store, dask_client, tmp_path):
+    root = tmp_path / "lake"
+    shutil.copytree(lake, root)
+    s = settings(root, source=monthly_store, start="2015-01", end="2015-12")
+    tip = Lake(str(root)).open_repo("features").lookup_branch("main")
+    with RunLock(Lake(str(root)), "other-run", "backfill"):
+        with pytest.raises(LakeError, match="is busy: backfill run other-run"):
+            run_backfill(s, dask_client)
+        assert "busy, backfill run other-run" in status_lines(s)[0]
+    assert Lake(str(root)).open_repo("features").lookup_branch("main") == tip
 
 
 def test_backfill_refuses_a_lake_without_emulators(monthly_store, dask_client, tmp_path):

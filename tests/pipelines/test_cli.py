@@ -1,16 +1,12 @@
 """The command line: help, the commands end to end, and bad input as one-line errors."""
 
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import pytest
-import zarr
 
-from carbonsink.lake.lake import Lake
 from pipelines.cli import main
 
 pytestmark = pytest.mark.integration
@@ -114,106 +110,16 @@ def test_run_chains_every_stage_and_prints_its_outputs(
     assert "sink map:" in again
 
 
-def _break(store, how):
-    g = zarr.open_group(store, mode="r+", use_consolidated=False)
-    if how == "missing variable":
-        shutil.rmtree(Path(store) / "10m_v_component_of_wind")
-    elif how == "unexpected units":
-        g["total_precipitation"].attrs["units"] = "inches"
-    elif how == "non-monotonic longitude":
-        lon = g["longitude"][:]
-        lon[[5, 6]] = lon[[6, 5]]
-        g["longitude"][:] = lon
-    elif how in ("time gap", "duplicate time"):
-        t = g["time"][:]
-        feb = (pd.Timestamp("2016-02-01") - pd.Timestamp("1900-01-01")) // pd.Timedelta(hours=1)
-        j = int(np.searchsorted(t, feb))
-        if how == "time gap":
-            t[j:-1] = t[j + 1 :].copy()  # February 2016 disappears
-        else:
-            t[j] = t[j - 1]  # January 2016 twice
-        g["time"][:] = t
-    zarr.consolidate_metadata(store)
-
-
-@pytest.mark.parametrize(
-    "how,args,message",
-    [
-        ("missing variable", [], "lacks variable(s) 10m_v_component_of_wind"),
-        ("unexpected units", [], "units 'inches' but carbonsink expects 'm'"),
-        ("non-monotonic longitude", [], "longitude of"),
-        ("time gap", [], "misses 1 time step"),
-        ("duplicate time", [], "duplicate stamps"),
-        (
-            "window outside",
-            ["--start", "2031-01", "--end", "2031-02"],
-            "outside the valid time range",
-        ),
-        (
-            "unreachable",
-            ["--source", "s3://nowhere/era5.zarr", "--source-endpoint-url", "http://127.0.0.1:9"],
-            "cannot open s3://nowhere/era5.zarr",
-        ),
-        ("missing path", ["--source", "/does/not/exist.zarr"], "cannot open"),
-        ("bad grid", ["--grid", "0.7"], "grid.resolution"),
-        ("bad month", ["--start", "2015-13"], "YYYY-MM"),
-    ],
-)
-def test_bad_input_gives_one_line_and_leaves_the_lake(
-    how, args, message, monthly_store, store_copy, tmp_path, capsys, small
-):
-    lake = tmp_path / "lake"
-    # A lake that already holds a year, so "unchanged" is checked on a real store.
-    cli_ok(
-        [
-            "ingest",
-            "--source",
-            monthly_store,
-            "--lake",
-            str(lake),
-            "--start",
-            "2015-01",
-            "--end",
-            "2015-12",
-            *SMALL_GRID,
-        ],
-        capsys,
-    )
-    before = Lake(str(lake)).open_repo("features").lookup_branch("main")
-    source = store_copy(monthly_store)
-    _break(source, how)
-    base = [
-        "ingest",
-        "--source",
-        source,
-        "--lake",
-        str(lake),
-        "--start",
-        "2016-01",
-        "--end",
-        "2016-03",
-        *SMALL_GRID,
-    ]
-    code, _, err = run_cli(base + args, capsys)
-    assert code == 2, err
-    lines = [line for line in err.strip().splitlines() if line.strip()]
-    assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], err
-    repo = Lake(str(lake)).open_repo("features")
-    assert repo.lookup_branch("main") == before and repo.list_branches() == {"main"}
-
-
-def test_not_a_lake(tmp_path, monthly_store, capsys, small):
-    other = tmp_path / "photos"
-    other.mkdir()
-    (other / "cat.jpg").write_bytes(b"\xff\xd8")
-    args = ["ingest", "--source", monthly_store, "--lake", str(other)]
-    code, _, err = run_cli([*args, "--start", "2015-01", "--end", "2015-01", *SMALL_GRID], capsys)
-    assert code == 2 and "is not a carbonsink lake" in err
-    assert sorted(p.name for p in other.iterdir()) == ["cat.jpg"]
-
-
 def test_usage_errors_are_one_line(capsys):
     code, _, err = run_cli(["ingest", "--grid", "abc"], capsys)
     assert code == 2 and err.count("\n") == 1 and "--grid" in err and "--help" in err
     code, _, err = run_cli(["frobnicate"], capsys)
     assert code == 2 and "No such command" in err
+
+
+def test_nrt_on_a_lake_without_emulators_is_one_line(monthly_store, tmp_path, capsys):
+    code, _, err = run_cli(
+        ["nrt", "--source", monthly_store, "--lake", str(tmp_path / "new")], capsys
+    )
+    assert code == 2 and err.count("\n") == 1 and "not a carbonsink lake yet" in err
+    assert not (tmp_path / "new").exists()
