@@ -168,3 +168,22 @@ def trained(lake, dask_client):
     labels = run_labels(settings(lake), dask_client)
     train = run_train(settings(lake), dask_client)
     return labels, train
+
+
+@pytest.fixture(scope="session")
+def mapped_lake(trained, lake, dask_client, ray_cluster, tmp_path_factory):
+    """The tiny lake with 2016 mapped and a budget, as users' lakes are."""
+    from pipelines.budget import run_budget
+    from pipelines.infer import run_infer
+    from tests.tiny_lake import settings
+
+    root = tmp_path_factory.mktemp("mapped") / "lake"
+    shutil.copytree(lake, root)
+    s = settings(
+        root, start="2016-01", end="2016-12",
+        budget={"reference_start": 2016, "reference_end": 2016},
+        serve={"http_port": ray_cluster["http_port"], "in_flight": 8},
+    )  # fmt: skip
+    run_infer(s)
+    run_budget(s)
+    return root

@@ -1,5 +1,6 @@
 """Settings of the tiny (4 deg) lake that pipeline and cluster tests share."""
 
+import hashlib
 from typing import Any
 
 import numpy as np
@@ -11,6 +12,7 @@ from carbonsink.emulator.inputs import StaticFields, feature_channels, month_cha
 from carbonsink.emulator.tiles import predict_global
 from carbonsink.lake.features_store import open_published_features
 from carbonsink.lake.lake import Lake
+from carbonsink.storage import StorageOptions
 
 GRID = {"resolution": 4.0, "tile_lat": 9, "tile_lon": 18, "chunk_tiles": 1}
 TINY = {
@@ -55,3 +57,23 @@ def direct(lake: Any, member: str, month: pd.Period, variant: str = "mean-teache
     pred[0][lf <= 0] = np.nan
     pred[1][lf >= 1] = np.nan
     return pred
+
+
+def chunk_hashes(root: Any, store: str, storage: StorageOptions | None = None) -> dict[str, str]:
+    """SHA-256 of every chunk of a published store (metadata, which names runs, left out)."""
+    import zarr
+    from zarr.core.buffer import default_buffer_prototype
+
+    repo = Lake(str(root), storage).open_repo(store)
+    assert repo is not None, f"no {store} store in {root}"
+    s = repo.readonly_session("main").store
+
+    async def collect() -> dict[str, str]:
+        out = {}
+        async for key in s.list():
+            if "/c/" in key or key.startswith("c/"):
+                buf = await s.get(key, prototype=default_buffer_prototype())
+                out[key] = hashlib.sha256(buf.to_bytes()).hexdigest()
+        return out
+
+    return dict(zarr.core.sync.sync(collect()))

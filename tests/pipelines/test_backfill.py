@@ -1,6 +1,5 @@
 """carbonsink backfill: a recorded plan, resumed after kill -9, with real Dask, Ray and Serve."""
 
-import hashlib
 import os
 import shutil
 import signal
@@ -11,8 +10,6 @@ import time
 import pandas as pd
 import pytest
 import yaml
-import zarr
-from zarr.core.buffer import default_buffer_prototype
 
 from carbonsink.errors import LakeError
 from carbonsink.lake.features_store import read_attrs
@@ -22,7 +19,7 @@ from carbonsink.lake.plan_store import RunLock, read_plans
 from carbonsink.timeutil import MonthWindow
 from pipelines.backfill import backfill_plan, partitions, run_backfill
 from pipelines.status import status_lines
-from tests.tiny_lake import settings
+from tests.tiny_lake import chunk_hashes, settings
 
 
 def test_partitions_are_calendar_years_or_aligned_runs():
@@ -37,47 +34,36 @@ def test_partitions_are_calendar_years_or_aligned_runs():
 
 
 def backfill_settings(root, source, ray_cluster):
+    """The second half of 2016 in quarters (4 units), over a lake with 2016 mapped."""
     return settings(
-        root, source=source, start="2015-10", end="2016-12",
+        root, source=source, start="2016-07", end="2016-12", partition_months=3,
         budget={"reference_start": 2016, "reference_end": 2016},
         serve={"http_port": ray_cluster["http_port"], "in_flight": 8},
     )  # fmt: skip
 
 
-def chunk_hashes(root, store_name) -> dict[str, str]:
-    """SHA-256 of every chunk of a published store (metadata, which names runs, left out)."""
-    store = Lake(str(root)).open_repo(store_name).readonly_session("main").store
-
-    async def collect() -> dict[str, str]:
-        out = {}
-        async for key in store.list():
-            if "/c/" in key or key.startswith("c/"):
-                buf = await store.get(key, prototype=default_buffer_prototype())
-                out[key] = hashlib.sha256(buf.to_bytes()).hexdigest()
-        return out
-
-    return zarr.core.sync.sync(collect())
-
-
 @pytest.fixture(scope="module")
-def uninterrupted(trained, lake, monthly_store, dask_client, ray_cluster, tmp_path_factory):
-    """The tiny lake backfilled 2015-10..2016-12 in one go."""
+def uninterrupted(mapped_lake, monthly_store, dask_client, ray_cluster, tmp_path_factory):
+    """The mapped tiny lake backfilled 2016-07..2016-12 in one go."""
     root = tmp_path_factory.mktemp("backfill") / "lake"
-    shutil.copytree(lake, root)
+    shutil.copytree(mapped_lake, root)
     report = run_backfill(backfill_settings(root, monthly_store, ray_cluster), dask_client)
     return root, report
 
 
 @pytest.mark.integration
-def test_backfill_maps_each_unit_and_rebuilds_the_budget(uninterrupted):
+def test_backfill_maps_each_unit_and_rebuilds_the_budget(uninterrupted, mapped_lake):
     root, report = uninterrupted
-    assert report.partitions == ["2015-10..2015-12", "2016-01..2016-12"]
+    assert report.partitions == ["2016-07..2016-09", "2016-10..2016-12"]
     assert (report.done_before, report.units_run) == (0, 4)
     store = Lake(str(root)).open_repo("sinkmap").readonly_session("main").store
     mapped = labelled_months(store, FluxLayout.from_attrs(read_attrs(store)), ENSEMBLE_MEDIAN)
     assert [str(m) for m in mapped] == [
-        str(m) for m in pd.period_range("2015-10", "2016-12", freq="M")
+        str(m) for m in pd.period_range("2016-01", "2016-12", freq="M")
     ]
+    # One published transaction (a tag) per map unit on the sink map.
+    tags = Lake(str(root)).open_repo("sinkmap").list_tags()
+    assert len(tags) - len(Lake(str(mapped_lake)).open_repo("sinkmap").list_tags()) == 2
     outputs = dict(report.outputs)
     budget = pd.read_csv(outputs["budget"].removeprefix("file://"))
     assert list(budget["year"]) == [2016]
@@ -88,10 +74,10 @@ def test_backfill_maps_each_unit_and_rebuilds_the_budget(uninterrupted):
 
 @pytest.mark.integration
 def test_backfill_killed_with_sigkill_resumes_to_identical_bytes(
-    uninterrupted, lake, monthly_store, dask_client, ray_cluster, tmp_path
+    uninterrupted, mapped_lake, monthly_store, dask_client, ray_cluster, tmp_path
 ):
     root = tmp_path / "lake"
-    shutil.copytree(lake, root)
+    shutil.copytree(mapped_lake, root)
     s = backfill_settings(root, monthly_store, ray_cluster)
     config = tmp_path / "settings.yaml"
     config.write_text(yaml.safe_dump(s.model_dump(mode="json", exclude_none=True)))

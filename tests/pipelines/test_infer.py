@@ -1,5 +1,6 @@
 """carbonsink infer through a real local Ray cluster and Serve application (tiny grid)."""
 
+import hashlib
 import shutil
 import threading
 
@@ -128,7 +129,8 @@ def test_a_replica_killed_mid_run_changes_nothing(mapped, infer_lake, ray_cluste
     after = sinkmap(infer_lake)
     for (m, f), values in before.items():
         got = np.asarray(zarr.open_array(after, path=f"{m}/{f}", mode="r")[rows])
-        np.testing.assert_allclose(got, values, rtol=1e-6, atol=1e-14, equal_nan=True)
+        # Byte for byte (padded batches): nothing lost, nothing written twice differently.
+        assert hashlib.sha256(got.tobytes()).digest() == hashlib.sha256(values.tobytes()).digest()
 
 
 def test_infer_refuses_a_window_outside_the_features(infer_lake, ray_cluster):
