@@ -101,17 +101,24 @@ def main() -> None:
         # replica, once with as many replicas as there are members, so that processes and
         # reserved CPUs match the per-member layout.
         nm = len(mapper_members)
+        # The default fixes the tiles per forward pass (byte-identical re-runs); "unfixed"
+        # measures what that costs.
         configs = [
-            ("per-member", "per-member", 1),
-            ("multiplexed", "multiplexed", 1),
-            (f"multiplexed x{nm}", "multiplexed", nm),
+            ("per-member", "per-member", 1, True),
+            ("multiplexed", "multiplexed", 1, True),
+            ("multiplexed, unfixed passes", "multiplexed", 1, False),
+            (f"multiplexed x{nm}", "multiplexed", nm, True),
         ]
-        for name, layout, replicas in configs:
-            n = nm  # processes sharing args.cpus in the per-member and x{nm} layouts
-            if name == "multiplexed":
-                n = 1
+        for name, layout, replicas, pad in configs:
+            # processes sharing args.cpus in the per-member and x{nm} layouts
+            n = 1 if name.startswith("multiplexed") and replicas == 1 else nm
             ss = s.serve.model_copy(
-                update={"layout": layout, "num_cpus": args.cpus / n, "num_replicas": replicas}
+                update={
+                    "layout": layout,
+                    "num_cpus": args.cpus / n,
+                    "num_replicas": replicas,
+                    "fixed_passes": pad,
+                }
             )
             plan = plan_deployments(lake.url, storage, ss)
             serve.run(build_app(lake.url, storage, ss, plan), name=APP_NAME)

@@ -194,10 +194,11 @@ class ServeSettings(_Section):
     num_gpus: float = Field(0.0, ge=0, description="GPUs per replica (0: CPU inference)")
     max_batch_size: int = Field(8, ge=1, le=256, description="tiles per forward pass")
     batch_wait_timeout_s: float = Field(0.05, ge=0, le=10)
-    pad_batches: bool = Field(
+    fixed_passes: bool = Field(
         True,
-        description="run every forward pass on max_batch_size tiles (zero-padded) so that a "
-        "tile's bytes do not depend on its batch-mates; resumed runs are then byte-identical",
+        description="every forward pass on a fixed number of tiles (one on CPU, "
+        "max_batch_size zero-padded on a GPU) so that a tile's bytes do not depend on its "
+        "batch-mates; resumed runs are then byte-identical",
     )
     max_ongoing_requests: int = Field(16, ge=1, description="requests a replica holds")
     in_flight: int = Field(32, ge=1, description="tile requests infer keeps in flight")

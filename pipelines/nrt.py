@@ -11,7 +11,8 @@ Meant to run on a schedule (a Kubernetes CronJob, daily). Each run:
    the near-real-time budget of the current year) and the report.
 
 With nothing to do (the source has not moved since the last run) it says so and publishes
-nothing. Each step is its own transaction, so a run that dies leaves the lake as the last
+nothing. It holds the lake's run lock, so it stops with a message while a backfill works on
+the lake. Each step is its own transaction, so a run that dies leaves the lake as the last
 finished step published it, and the next run picks up the rest.
 """
 
@@ -28,13 +29,15 @@ from carbonsink.config import Settings
 from carbonsink.errors import ConfigError, LakeError, SourceError
 from carbonsink.lake.features_store import era5t_months, ingested_months, open_published_features
 from carbonsink.lake.lake import Lake
+from carbonsink.lake.plan_store import RunLock
 from carbonsink.sources import open_source
-from carbonsink.sources.common import final_months, newest_complete_month
+from carbonsink.sources.common import ValidRange, final_months, newest_complete_month
 from carbonsink.timeutil import MonthWindow, parse_month
 from pipelines.infer import check_emulators, mapped_months, run_infer
 from pipelines.ingest import describe, run_ingest
 from pipelines.progress import console
 from pipelines.report import budget_and_report
+from pipelines.transaction import new_run_id
 
 
 @dataclass(frozen=True)
@@ -137,6 +140,14 @@ def run_nrt(settings: Settings, client: Client) -> NrtReport:
                 "--end or choose a month up to it"
             )
         newest = asked
+    with RunLock(lake, new_run_id(), "nrt"):
+        return _update(settings, client, lake, valid, newest, t0)
+
+
+def _update(
+    settings: Settings, client: Client, lake: Lake, valid: ValidRange, newest: pd.Period, t0: float
+) -> NrtReport:
+    """Plan and do the work, holding the lake's run lock."""
     features, layout = open_published_features(lake)
     plan = plan_nrt(
         newest,

@@ -128,7 +128,7 @@ class TileMapper:
         #: When set, every forward pass runs on exactly this many tiles (zeros pad the rest):
         #: the kernels then never depend on how many requests a batch happened to gather,
         #: so a tile's bytes are the same in every run (resumed backfills rely on it).
-        self.pad_to: int | None = None
+        self.pass_size: int | None = None
         self._arrays: dict[str, Any] = {}
         self._months: OrderedDict[pd.Period, dict[str, np.ndarray]] = OrderedDict()
 
@@ -262,8 +262,8 @@ class TileMapper:
         return [b for b in out if b is not None]
 
     def _forward(self, emu: CnnEmulator, x: np.ndarray) -> np.ndarray:
-        """``emu`` over ``x``, in passes of exactly ``pad_to`` tiles when that is set."""
-        size = self.pad_to
+        """``emu`` over ``x``, in passes of exactly ``pass_size`` tiles when that is set."""
+        size = self.pass_size
         if not size:
             return emu.predict_numpy(x)
         out = []

@@ -6,9 +6,10 @@ import pandas as pd
 import pytest
 import zarr
 
-from carbonsink.errors import ConfigError
+from carbonsink.errors import ConfigError, LakeError
 from carbonsink.lake.features_store import era5t_months, open_published_features
 from carbonsink.lake.lake import Lake
+from carbonsink.lake.plan_store import RunLock
 from carbonsink.lake.table_store import read_table
 from carbonsink.reference.noaa import GTC_PER_PPM, annual_growth
 from pipelines.infer import mapped_months
@@ -98,4 +99,10 @@ def test_nrt_refuses_an_end_past_the_source(trained, lake, monthly_store, dask_c
         run_nrt(s, dask_client)
     with pytest.raises(ConfigError, match="nrt needs a source"):
         run_nrt(settings(root), dask_client)
+    # A scheduled run while a backfill works on the lake stops with a message.
+    with (
+        RunLock(Lake(str(root)), "backfill-run", "backfill"),
+        pytest.raises(LakeError, match="is busy: backfill run backfill-run"),
+    ):
+        run_nrt(settings(root, source=monthly_store), dask_client)
     assert Lake(str(root)).open_repo("features").lookup_branch("main") == tip  # type: ignore[union-attr]
