@@ -55,11 +55,6 @@ class Unit:
     start: str
     end: str
 
-    @property
-    def window(self) -> MonthWindow:
-        """The unit's months."""
-        return MonthWindow.parse(self.start, self.end)
-
 
 @dataclass(frozen=True)
 class Plan:
@@ -160,13 +155,9 @@ def mark_done(lake: Lake, plan: Plan, unit: Unit, **info: Any) -> None:
 
 
 @dataclass(frozen=True)
-class PlanStatus:
+class PlanStatus(Plan):
     """A recorded plan and how far it got."""
 
-    id: str
-    command: str
-    args: dict[str, Any]
-    units: list[Unit]
     done: dict[str, dict[str, Any]]
     created: float
 
