@@ -58,12 +58,37 @@ class GridSettings(_Section):
 
 
 class DaskSettings(_Section):
-    """Where Dask work runs: a LocalCluster by default, or an existing scheduler."""
+    """Where Dask work runs: a LocalCluster (default), a scheduler, or a Kubernetes cluster.
+
+    At most one of ``address``, ``kubernetes_spec`` and ``kubernetes_cluster`` is set; none
+    means a LocalCluster on this machine.
+    """
 
     address: str | None = Field(None, description="scheduler address, e.g. tcp://host:8786")
+    kubernetes_spec: str | None = Field(
+        None,
+        description="DaskCluster manifest (YAML file) to create through the dask-kubernetes "
+        "operator for the command, and delete after it",
+    )
+    kubernetes_cluster: str | None = Field(
+        None, description="name of a running DaskCluster to connect to through the operator"
+    )
+    namespace: str | None = Field(
+        None, description="Kubernetes namespace of the DaskCluster (default: the current one)"
+    )
     n_workers: int | None = Field(None, gt=0, description="LocalCluster workers (default: cores)")
     threads_per_worker: int = Field(1, gt=0)
     memory_limit: str = Field("auto", description="per LocalCluster worker, e.g. 4GiB")
+
+    @model_validator(mode="after")
+    def _one_place(self) -> DaskSettings:
+        places = ("address", "kubernetes_spec", "kubernetes_cluster")
+        given = [k for k in places if getattr(self, k)]
+        if len(given) > 1:
+            raise ValueError(
+                f"dask.{given[0]} and dask.{given[1]} both say where Dask runs; set only one"
+            )
+        return self
 
 
 class IngestSettings(_Section):
@@ -168,7 +193,21 @@ class RaySettings(_Section):
     address: str | None = Field(
         None, description="existing Ray cluster, e.g. ray://head:10001 or auto (default: local)"
     )
+    kuberay_cluster: str | None = Field(
+        None,
+        description="name of a KubeRay RayCluster or RayService to reach through its head "
+        "service's Ray Client port",
+    )
+    namespace: str | None = Field(
+        None, description="Kubernetes namespace of the KubeRay cluster (default: the pod's own)"
+    )
     num_cpus: int | None = Field(None, gt=0, description="CPUs of a local Ray (default: all)")
+
+    @model_validator(mode="after")
+    def _one_place(self) -> RaySettings:
+        if self.address and self.kuberay_cluster:
+            raise ValueError("ray.address and ray.kuberay_cluster both say where Ray runs; set one")
+        return self
 
 
 class ServeSettings(_Section):
@@ -295,6 +334,9 @@ class Settings(BaseSettings):
     end: str | None = Field(None, description="last month of the window, YYYY-MM")
     partition_months: int = Field(
         12, ge=1, le=120, description="months per backfill unit (12: calendar years)"
+    )
+    tile_bands: int = Field(
+        3, ge=1, le=64, description="bands of tile rows per backfill partition's map stage"
     )
     grid: GridSettings = GridSettings()
     dask: DaskSettings = DaskSettings()

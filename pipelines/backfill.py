@@ -1,17 +1,24 @@
 """``carbonsink backfill``: a long window as a recorded plan that survives being killed.
 
 1. Plan: the window is cut into partitions of ``--partition-months`` (default: calendar
-   years) and each gets an ``ingest`` and a ``map`` unit; all ingest units come first, so a
-   cluster's Dask stage ends before its GPU stage begins. The plan's id hashes the arguments
-   that shape the output, and the plan is recorded in the lake's ``plans`` store before any
-   work (``carbonsink.lake.plan_store``).
+   years). Each gets an ``ingest`` unit (the Dask stage regrids whole fields), and all of
+   them come first, so a cluster's Dask stage ends before its GPU stage begins. Then each
+   partition gets a ``map`` unit per band of tile rows (``--tile-bands``) and a ``publish``
+   unit. The plan's id hashes the arguments that shape the output, and the plan is recorded
+   in the lake's ``plans`` store before any work (``carbonsink.lake.plan_store``).
 2. Lock: the driver holds the lake's run lock (with a heartbeat) for the whole run; a second
    driver on the lake stops with a message naming the first. A lock whose holder died is
    taken over.
-3. Work: each unit is its own transaction (publish by compare-and-swap) and is marked done
-   right after it publishes. Started again with the same arguments (after Ctrl-C, kill -9,
-   a lost node), the driver skips the done units; the unit it was in when it died is redone,
-   which rewrites identical bytes.
+3. Work: each unit commits on its own and is marked done right after. An ingest unit is a
+   transaction that publishes its months by compare-and-swap. A partition's map units
+   commit their bands on a branch of the sink map named after the plan and the partition,
+   which outlives the driver; its publish unit computes the ensemble median and spread,
+   checks every member and moves ``main`` to the branch's tip. Readers never see a
+   half-mapped month, since the median and a month's flags need every tile. Started again
+   with the same arguments (after Ctrl-C, kill -9, a lost node), the driver skips the done
+   units; the unit it was in when it died is redone, which rewrites identical bytes. A
+   partition whose branch ``main`` has moved past (another run published to the sink map
+   meanwhile) is mapped again from ``main``.
 4. Budget and report, rebuilt from the whole sink map (always; they are cheap).
 
 The emulators must exist (``carbonsink labels`` and ``carbonsink train``, or a first
@@ -21,21 +28,41 @@ The emulators must exist (``carbonsink labels`` and ``carbonsink train``, or a f
 from __future__ import annotations
 
 import time
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from typing import Any
 
 from distributed import Client
 
 from carbonsink.config import Settings
+from carbonsink.emulator.tiles import band_tiles
 from carbonsink.errors import ConfigError, LakeError
+from carbonsink.lake.features_store import open_published_features, read_static, snapshot_metadata
+from carbonsink.lake.flux_store import FluxLayout
 from carbonsink.lake.lake import Lake
-from carbonsink.lake.plan_store import Plan, RunLock, make_plan, mark_done, record_plan
+from carbonsink.lake.plan_store import (
+    Plan,
+    RunLock,
+    Unit,
+    make_plan,
+    mark_done,
+    mark_undone,
+    record_plan,
+)
 from carbonsink.timeutil import MonthWindow
-from pipelines.infer import check_emulators, run_infer
+from pipelines.infer import (
+    MapService,
+    check_emulators,
+    ensemble_and_check,
+    prepare_store,
+    serving,
+    sinkmap_groups,
+    sinkmap_layout,
+)
 from pipelines.ingest import describe, run_ingest
 from pipelines.progress import console
 from pipelines.report import budget_and_report
-from pipelines.transaction import new_run_id
+from pipelines.transaction import DurableBranch, StoreTransaction, new_run_id
 
 
 @dataclass
@@ -75,6 +102,7 @@ def plan_args(settings: Settings) -> dict[str, Any]:
         "start": settings.start,
         "end": settings.end,
         "partition_months": settings.partition_months,
+        "tile_bands": settings.tile_bands,
         "grid": settings.grid.model_dump(mode="json"),
         "ingest": settings.ingest.model_dump(mode="json"),
         "variant": settings.serve.variant,
@@ -83,9 +111,130 @@ def plan_args(settings: Settings) -> dict[str, Any]:
 
 def backfill_plan(settings: Settings) -> Plan:
     """The deterministic plan of ``settings``'s window."""
-    return make_plan(
-        "backfill", plan_args(settings), partitions(settings.window(), settings.partition_months)
-    )
+    parts = partitions(settings.window(), settings.partition_months)
+    return make_plan("backfill", plan_args(settings), parts, settings.tile_bands)
+
+
+def partition_branch(lake: Lake, plan: Plan, unit: Unit) -> DurableBranch:
+    """The sink-map branch that a partition's map units commit to."""
+    return DurableBranch(lake, "sinkmap", f"{plan.id}-{unit.start}-{unit.end}")
+
+
+def _partition_units(plan: Plan, unit: Unit) -> list[Unit]:
+    """The map and publish units of ``unit``'s partition."""
+    return [
+        u for u in plan.units
+        if u.stage in ("map", "publish") and (u.start, u.end) == (unit.start, unit.end)
+    ]  # fmt: skip
+
+
+def _reconcile(lake: Lake, plan: Plan, done: dict[str, Any]) -> dict[str, Any]:
+    """Bring the record in line with the sink map's branches; the done units after it.
+
+    A partition with bands done but not published needs its branch, based on the current
+    ``main``: a branch that is gone, or that ``main`` has moved past, means mapping the
+    partition again. A partition whose publish happened but was not recorded (the driver
+    died in between) is recorded now.
+    """
+    if lake.open_repo("sinkmap") is None:
+        return done
+    for unit in plan.units:
+        if unit.stage != "publish" or unit.id in done:
+            continue
+        branch = partition_branch(lake, plan, unit)
+        if branch.published():
+            mark_done(lake, plan, unit, run="recovered")
+            continue
+        bands = [u for u in _partition_units(plan, unit) if u.id in done]
+        exists = branch.exists()
+        if (exists and branch.behind()) or (bands and not exists):
+            console.print(f"{unit.start}..{unit.end}: the sink map moved on; mapping it again")
+            branch.drop()
+            if bands:
+                mark_undone(lake, plan, bands)
+    return record_plan(lake, plan)
+
+
+class _PartitionMapper:
+    """The map and publish units of a backfill, over one deployment of the Serve app."""
+
+    def __init__(self, settings: Settings, lake: Lake, plan: Plan, owner: str) -> None:
+        self.settings, self.lake, self.plan, self.owner = settings, lake, plan, owner
+        self.features, flayout = open_published_features(lake)
+        self.layout: FluxLayout = sinkmap_layout(flayout)
+        self.stack = ExitStack()
+        self._service: MapService | None = None
+
+    def service(self) -> MapService:
+        """The Serve application, deployed on first use (after the ingest units)."""
+        if self._service is None:
+            self._service = self.stack.enter_context(serving(self.settings))
+            if self.lake.open_repo("sinkmap") is None:  # an empty sink map to branch from
+                with StoreTransaction(self.lake, "sinkmap", self.owner) as tx:
+                    session = tx.session()
+                    prepare_store(session, self.layout, {})
+                    session.commit("sinkmap layout", metadata=snapshot_metadata(run=self.owner))
+                    tx.publish()
+        return self._service
+
+    def map_band(self, unit: Unit) -> str:
+        """Map one band of a partition's tiles and commit it on the partition's branch."""
+        service = self.service()
+        assert unit.band is not None
+        tiles = band_tiles(
+            self.layout.grid.shape,
+            (self.layout.tiling.nlat, self.layout.tiling.nlon),
+            unit.band,
+            self.settings.tile_bands,
+        )
+        months = list(MonthWindow.parse(unit.start, unit.end).months)
+        keys = service.keys(months, tiles)
+        if not keys:
+            return f"{unit.id}: no tile rows in this band"
+        branch = partition_branch(self.lake, self.plan, unit)
+        session = branch.session()
+        groups = sinkmap_groups(service.members, self.settings.serve.variant, self.owner)
+        prepare_store(session, self.layout, groups)
+        if session.has_uncommitted_changes:  # a session with changes cannot be forked
+            session.commit("sinkmap layout", metadata=snapshot_metadata(run=self.owner))
+            session = branch.session()
+        mapped = service.map_into(session, keys)
+        session.commit(f"tiles {unit.id}", metadata=snapshot_metadata(run=self.owner))
+        return (
+            f"mapped {len(keys)} tiles ({unit.id}) in {mapped.stream_s:.1f} s; "
+            f"{mapped.retried} retried"
+        )
+
+    def publish(self, unit: Unit) -> str:
+        """The partition's ensemble and checks, then ``main`` moved to its branch's tip."""
+        service = self.service()
+        branch = partition_branch(self.lake, self.plan, unit)
+        if not branch.exists():
+            raise LakeError(
+                f"the sink-map branch of {unit.start}..{unit.end} is gone; run the same "
+                "command again to map the partition anew"
+            )
+        if not branch.published():
+            months = list(MonthWindow.parse(unit.start, unit.end).months)
+            session = branch.session()
+            lf = read_static(self.features.store, "land_fraction")
+            ensemble_and_check(session, self.layout, service.members, months, lf)
+            window = f"{unit.start}..{unit.end}"
+            session.commit(
+                f"sink map {window}",
+                metadata=snapshot_metadata(run=self.owner, stage="backfill", window=window),
+            )
+            branch.publish(f"run-{branch.name}")
+        return f"published the sink map of {unit.start}..{unit.end}"
+
+    def drop_published(self) -> None:
+        """Delete the branches of published partitions (their tags keep the snapshots)."""
+        if self.lake.open_repo("sinkmap") is None:
+            return
+        done = record_plan(self.lake, self.plan)
+        for unit in self.plan.units:
+            if unit.stage == "publish" and unit.id in done:
+                partition_branch(self.lake, self.plan, unit).drop()
 
 
 def run_backfill(settings: Settings, client: Client) -> BackfillReport:
@@ -95,7 +244,7 @@ def run_backfill(settings: Settings, client: Client) -> BackfillReport:
     ------
     carbonsink.errors.CarbonsinkError
         Bad input, no emulators, a busy lake, or a failed unit (one line); the units before
-        it stay published and recorded, and the same command resumes after them.
+        it stay committed and recorded, and the same command resumes after them.
     """
     t0 = time.perf_counter()
     lake = Lake(settings.lake, settings.lake_storage)
@@ -109,29 +258,26 @@ def run_backfill(settings: Settings, client: Client) -> BackfillReport:
     check_emulators(lake, settings.serve.variant)
     owner = new_run_id()
     with RunLock(lake, owner, "backfill"):
-        done = record_plan(lake, plan)
+        done = _reconcile(lake, plan, record_plan(lake, plan))
         todo = [u for u in plan.units if u.id not in done]
+        done_before = len(plan.units) - len(todo)
         console.print(
-            f"plan {plan.id}: {len(plan.units)} units, {len(plan.units) - len(todo)} done "
-            f"before, {len(todo)} to do"
+            f"plan {plan.id}: {len(plan.units)} units, {done_before} done before, {len(todo)} to do"
         )
-        for n, unit in enumerate(todo, start=1):
-            console.print(f"unit {n}/{len(todo)}: {unit.stage} {unit.start}..{unit.end}")
-            sub = settings.model_copy(update={"start": unit.start, "end": unit.end})
-            if unit.stage == "ingest":
-                for line in describe(run_ingest(sub, client)):
-                    console.print(line)
-            else:
-                for line in run_infer(sub).lines:
-                    console.print(line)
-            mark_done(lake, plan, unit, run=owner)
+        mapper = _PartitionMapper(settings, lake, plan, owner)
+        with mapper.stack:
+            for n, unit in enumerate(todo, start=1):
+                console.print(f"unit {n}/{len(todo)}: {unit.id}")
+                if unit.stage == "ingest":
+                    sub = settings.model_copy(update={"start": unit.start, "end": unit.end})
+                    for line in describe(run_ingest(sub, client)):
+                        console.print(line)
+                elif unit.stage == "map":
+                    console.print(mapper.map_band(unit))
+                else:
+                    console.print(mapper.publish(unit))
+                mark_done(lake, plan, unit, run=owner)
+        mapper.drop_published()
         outputs = budget_and_report(settings)
     parts = sorted({f"{u.start}..{u.end}" for u in plan.units})
-    return BackfillReport(
-        plan.id,
-        parts,
-        len(plan.units) - len(todo),
-        len(todo),
-        time.perf_counter() - t0,
-        outputs,
-    )
+    return BackfillReport(plan.id, parts, done_before, len(todo), time.perf_counter() - t0, outputs)

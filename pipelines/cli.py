@@ -463,17 +463,27 @@ def backfill(
             help="Months per unit of work (default 12: calendar years).",
         ),
     ] = None,
+    tile_bands: Annotated[
+        int | None,
+        typer.Option(
+            "--tile-bands",
+            envvar="CARBONSINK_TILE_BANDS",
+            help="Bands of tile rows a partition is mapped in, one unit each (default 3).",
+        ),
+    ] = None,
     dask_address: DaskAddressOpt = None,
     ray_address: RayAddressOpt = None,
     config: ConfigOpt = None,
 ) -> None:
     """Ingest and map a long window with the lake's emulators, resumably; then the budget.
 
-    The window is planned as units (a partition of months x ingest or map), recorded in
-    the lake before any work; each unit is a transaction of its own and is marked done when
-    it publishes. Killed and started again with the same arguments, it resumes after the
-    done units (carbonsink status shows the plan). One driver per lake at a time. The lake
-    needs trained emulators (carbonsink labels + train, or a first carbonsink run). Example:
+    The window is planned as units, recorded in the lake before any work: an ingest unit
+    per partition of months, then per partition a map unit per band of tile rows and a
+    publish unit. Each unit commits on its own and is marked done when it has; readers see
+    a partition's months when its publish unit has run. Killed and started again with the
+    same arguments, it resumes after the done units (carbonsink status shows the plan). One
+    driver per lake at a time. The lake needs trained emulators (carbonsink labels + train,
+    or a first carbonsink run). Example:
 
         carbonsink backfill --source era5.zarr --lake s3://bucket/carbonsink
             --start 2015-01 --end 2024-12
@@ -483,7 +493,7 @@ def backfill(
 
     s = _settings(
         config, source=source, lake=lake, start=start, end=end,
-        partition_months=partition_months,
+        partition_months=partition_months, tile_bands=tile_bands,
         dask={"address": dask_address}, ray={"address": ray_address},
     )  # fmt: skip
     with dask_client(s.dask) as client:

@@ -18,7 +18,8 @@ import asyncio
 import time
 import warnings
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -27,7 +28,7 @@ import numpy as np
 import pandas as pd
 import zarr
 
-from carbonsink.config import Settings
+from carbonsink.config import ServeSettings, Settings
 from carbonsink.emulator.mapper import load_emulators
 from carbonsink.emulator.tiles import TileKey
 from carbonsink.errors import ConfigError, LakeError
@@ -169,7 +170,7 @@ async def _stream(
     return forks, retried, sizes
 
 
-def _ensemble_and_check(
+def ensemble_and_check(
     session: icechunk.Session,
     layout: FluxLayout,
     names: list[str],
@@ -241,6 +242,74 @@ def mapped_months(lake: Lake) -> set[pd.Period]:
     return set(labelled_months(store, FluxLayout.from_attrs(read_attrs(store)), MEDIAN))
 
 
+@dataclass
+class Mapped:
+    """What streaming a set of tile keys through Serve did."""
+
+    retried: int
+    batch_sizes: Counter[int]
+    stream_s: float
+    merge_s: float
+
+
+@dataclass
+class MapService:
+    """The emulator's Serve application, deployed for the duration of a command."""
+
+    routes: Any
+    members: list[str]
+    tiles_per_month: int
+    settings: ServeSettings
+
+    def keys(
+        self, months: Sequence[pd.Period], tiles: Sequence[int] | None = None
+    ) -> list[TileKey]:
+        """Tile keys of ``months`` for every member (``tiles``: all of a month's by default)."""
+        tiles = range(self.tiles_per_month) if tiles is None else tiles
+        return [TileKey(m, str(mo), i) for mo in months for m in self.members for i in tiles]
+
+    def map_into(
+        self,
+        session: icechunk.Session,
+        keys: list[TileKey],
+        progress: Callable[[int, int], None] | None = None,
+    ) -> Mapped:
+        """Stream ``keys`` through the replicas into forks of ``session``; merge them back.
+
+        Nothing is committed: the caller commits ``session`` when it holds what it needs.
+        """
+        s = self.settings
+        t0 = time.perf_counter()
+        forks, retried, sizes = asyncio.run(
+            _stream(self.routes, keys, session.fork(), s.in_flight, s.retries,
+                    s.request_timeout_s, progress)
+        )  # fmt: skip
+        t1 = time.perf_counter()
+        session.merge(*forks)
+        return Mapped(retried, sizes, t1 - t0, time.perf_counter() - t1)
+
+
+@contextmanager
+def serving(settings: Settings) -> Iterator[MapService]:
+    """Ray connected and the Serve application deployed, for ``settings``'s lake."""
+    from cluster.ray import ray_session
+    from cluster.serve_app import deploy
+
+    lake = Lake(settings.lake, settings.lake_storage)
+    with ray_session(settings.ray):
+        routes, info = deploy(lake.url, settings.lake_storage.model_dump(), settings.serve)
+        yield MapService(routes, info["members"], info["tiles_per_month"], settings.serve)
+
+
+def sinkmap_groups(names: list[str], variant: str, run_id: str) -> dict[str, dict[str, Any]]:
+    """The sink map's groups and their attributes: one per member, the median, the spread."""
+    attrs = {"variant": variant, "run": run_id}
+    groups = {m: {**attrs, "kind": "member"} for m in names}
+    groups[MEDIAN] = {**attrs, "kind": "ensemble median over members"}
+    groups[SPREAD] = {**attrs, "kind": "ensemble spread: sample standard deviation"}
+    return groups
+
+
 def run_infer(
     settings: Settings, progress: Callable[[int, int], None] | None = None
 ) -> InferReport:
@@ -253,9 +322,6 @@ def run_infer(
     carbonsink.errors.CarbonsinkError
         Bad input or a failed run, with a one-line message; nothing is then published.
     """
-    from cluster.ray import ray_session
-    from cluster.serve_app import deploy
-
     t0 = time.perf_counter()
     if not (settings.start and settings.end):
         raise ConfigError("infer needs a window: pass --start YYYY-MM and --end YYYY-MM")
@@ -272,59 +338,45 @@ def run_infer(
     check_emulators(lake, settings.serve.variant)  # here, not in every replica
     layout = sinkmap_layout(flayout)
     months = list(window.months)
-    serve_settings = settings.serve
-    storage = settings.lake_storage.model_dump()
-    with ray_session(settings.ray):
-        routes, info = deploy(lake.url, storage, serve_settings)
-        names: list[str] = info["members"]
-        keys = [TileKey(m, str(mo), i) for mo in months for m in names
-                for i in range(info["tiles_per_month"])]  # fmt: skip
+    with serving(settings) as service:
+        names = service.members
+        keys = service.keys(months)
         console.print(
             f"mapping {len(months)} month(s) x {len(names)} member(s) x "
-            f"{info['tiles_per_month']} tiles through Serve ({serve_settings.variant}, "
-            f"{len(routes.handles)} emulator deployment(s))"
+            f"{service.tiles_per_month} tiles through Serve ({settings.serve.variant}, "
+            f"{len(service.routes.handles)} emulator deployment(s))"
         )
         run_id = new_run_id()
         with StoreTransaction(lake, "sinkmap", run_id) as tx:
             session = tx.session()
-            attrs = {"variant": serve_settings.variant, "run": run_id}
-            groups = {m: {**attrs, "kind": "member"} for m in names}
-            groups[MEDIAN] = {**attrs, "kind": "ensemble median over members"}
-            groups[SPREAD] = {**attrs, "kind": "ensemble spread: sample standard deviation"}
-            prepare_store(session, layout, groups)
+            prepare_store(session, layout, sinkmap_groups(names, settings.serve.variant, run_id))
             if session.has_uncommitted_changes:
                 session.commit("sinkmap layout", metadata=snapshot_metadata(run=run_id))
             session = tx.session()
-            t_stream = time.perf_counter()
-            forks, retried, sizes = asyncio.run(
-                _stream(routes, keys, session.fork(), serve_settings.in_flight,
-                        serve_settings.retries, serve_settings.request_timeout_s, progress)
-            )  # fmt: skip
-            t_merge = time.perf_counter()
-            session.merge(*forks)
+            mapped = service.map_into(session, keys, progress)
             session.commit(f"tiles {window}", metadata=snapshot_metadata(run=run_id))
             t_ensemble = time.perf_counter()
             session = tx.session()
             lf = read_static(features.store, "land_fraction")
-            _ensemble_and_check(session, layout, names, months, lf)
+            ensemble_and_check(session, layout, names, months, lf)
             session.commit(
                 f"sink map {window}",
                 metadata=snapshot_metadata(run=run_id, stage="infer", window=str(window)),
             )
             tx.publish()
     seconds = time.perf_counter() - t0
+    sizes = mapped.batch_sizes
     lines = [
         f"mapped {len(keys)} tiles ({len(months)} months, members {', '.join(names)}) in "
-        f"{seconds:.0f} s: streaming {t_merge - t_stream:.1f} s, merging "
-        f"{t_ensemble - t_merge:.1f} s, ensemble and checks "
-        f"{time.perf_counter() - t_ensemble:.1f} s; {retried} retried; requests by batch "
-        f"size {dict(sorted(sizes.items()))}"
+        f"{seconds:.0f} s: streaming {mapped.stream_s:.1f} s, merging {mapped.merge_s:.1f} s, "
+        f"ensemble and checks {time.perf_counter() - t_ensemble:.1f} s; {mapped.retried} "
+        f"retried; requests by batch size {dict(sorted(sizes.items()))}"
     ]
     return InferReport(
         store=lake.store_location("sinkmap").url,
         months=[str(m) for m in months],
         keys=len(keys),
-        retried=retried,
+        retried=mapped.retried,
         seconds=seconds,
         batch_sizes=dict(sizes),
         lines=lines,

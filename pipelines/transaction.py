@@ -115,3 +115,80 @@ class StoreTransaction:
             console.print(
                 f"[yellow]warning:[/] clean-up after the failed run was incomplete: {exc}"
             )
+
+
+class DurableBranch:
+    """A named branch of one store that outlives the process that writes to it.
+
+    A backfill partition's map units commit their tile bands on it, one commit each; its
+    publish unit moves ``main`` to the branch's tip. A driver killed in between finds the
+    committed bands there when it resumes. Unlike :class:`StoreTransaction`, nothing is
+    undone on error: what was committed is kept for the next run.
+
+    Parameters
+    ----------
+    lake
+        The lake.
+    store
+        The store's name; the store must exist.
+    name
+        The branch's name (deterministic: the same plan and partition give the same name).
+    """
+
+    def __init__(self, lake: Lake, store: str, name: str) -> None:
+        repo = lake.open_repo(store)
+        if repo is None:
+            raise LakeError(f"the lake has no {store} store to branch from")
+        self.repo = repo
+        self.store = store
+        self.name = name
+
+    def exists(self) -> bool:
+        """Whether the branch is there."""
+        return self.name in self.repo.list_branches()
+
+    def session(self) -> icechunk.Session:
+        """A writable session on the branch (created from ``main`` if it is not there)."""
+        if not self.exists():
+            self.repo.create_branch(self.name, self.repo.lookup_branch("main"))
+        return self.repo.writable_session(self.name)
+
+    def _history(self, branch: str) -> set[str]:
+        return {s.id for s in self.repo.ancestry(branch=branch)}
+
+    def published(self) -> bool:
+        """Whether ``main`` holds the branch's tip (its publish happened)."""
+        return self.exists() and self.repo.lookup_branch(self.name) in self._history("main")
+
+    def behind(self) -> bool:
+        """Whether ``main`` moved since the branch left it (its work rests on an old base)."""
+        return self.repo.lookup_branch("main") not in self._history(self.name)
+
+    def publish(self, tag: str) -> str:
+        """Move ``main`` to the branch's tip if ``main`` is its ancestor; tag the tip.
+
+        Raises
+        ------
+        LakeError
+            If another run published to the store since the branch left ``main``.
+        """
+        base = self.repo.lookup_branch("main")
+        tip = self.repo.lookup_branch(self.name)
+        moved = (
+            f"another run published to the {self.store} store while this one ran; run the "
+            "same command again to redo this part on top of it"
+        )
+        if self.behind():
+            raise LakeError(moved)
+        try:
+            self.repo.reset_branch("main", tip, from_snapshot_id=base)
+        except icechunk.IcechunkError:  # main moved between the check and the swap
+            raise LakeError(moved) from None
+        if tag not in self.repo.list_tags():
+            self.repo.create_tag(tag, tip)
+        return tip
+
+    def drop(self) -> None:
+        """Delete the branch if it is there."""
+        if self.exists():
+            self.repo.delete_branch(self.name)

@@ -166,3 +166,19 @@ def predict_global(
             out[:, i : i + th, j : j + tw] = block
     assert out is not None
     return out
+
+
+def band_tiles(shape: tuple[int, int], tile: tuple[int, int], band: int, bands: int) -> range:
+    """Tile indices of ``band`` when the grid's rows of tiles are cut into ``bands`` bands.
+
+    Bands are contiguous runs of whole tile rows, south to north, as equal as the rows
+    allow; together they hold every tile once. With more bands than rows some are empty.
+    """
+    ny, nx = shape
+    th, tw = tile
+    if ny % th or nx % tw:
+        raise ValueError(f"tile {tile} does not divide the grid {shape}")
+    if not 0 <= band < bands:
+        raise ValueError(f"band {band} is outside the {bands} bands")
+    rows, per_row = ny // th, nx // tw
+    return range(band * rows // bands * per_row, (band + 1) * rows // bands * per_row)

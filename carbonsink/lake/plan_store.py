@@ -1,11 +1,12 @@
 """Plans of long runs and the lake's run lock, in the lake's ``plans`` store.
 
-A backfill writes its plan before any work: a deterministic list of units (a window of
-months and a stage), identified by a hash of the arguments that shape the output, so the
-same command run again finds the same plan. Each unit is marked done right after its own
-transaction has published; a driver killed at any moment (kill -9 included) and started
-again with the same arguments skips the done units and redoes at most the unit it was in,
-whose transaction had not published (or had, and is rewritten with identical bytes).
+A backfill writes its plan before any work: a deterministic list of units (a stage over a
+window of months, and for the map stage a band of tile rows), identified by a hash of the
+arguments that shape the output, so the same command run again finds the same plan. Each
+unit is marked done right after its own work has committed; a driver killed at any moment
+(kill -9 included) and started again with the same arguments skips the done units and
+redoes at most the unit it was in, whose work had not committed (or had, and is rewritten
+with identical bytes).
 
 The lock keeps two drivers off one lake: the holder's run id, host, pid and a heartbeat it
 refreshes. Another driver that finds a live lock stops with a message naming the holder; a
@@ -48,12 +49,17 @@ _LOCAL = threading.Lock()
 
 @dataclass(frozen=True)
 class Unit:
-    """One unit of work: a stage over a window of months."""
+    """One unit of work: a stage over a window of months (and a tile band, to map).
+
+    ``band`` is set on ``map`` units only: the band's number among the plan's
+    ``tile_bands`` bands of tile rows.
+    """
 
     id: str
     stage: str
     start: str
     end: str
+    band: int | None = None
 
 
 @dataclass(frozen=True)
@@ -66,19 +72,26 @@ class Plan:
     units: list[Unit]
 
 
-def make_plan(command: str, args: dict[str, Any], parts: list[MonthWindow]) -> Plan:
-    """The plan of ``command``: an ``ingest`` unit per partition, then a ``map`` unit each.
+def make_plan(command: str, args: dict[str, Any], parts: list[MonthWindow], bands: int = 1) -> Plan:
+    """The plan of ``command``: ingest units, then map and publish units per partition.
+
+    Every partition (a window of months) gets an ``ingest`` unit; these come first, so a
+    cluster's Dask stage ends before its GPU stage begins. Then each partition gets one
+    ``map`` unit per tile band, followed by a ``publish`` unit (the ensemble, the checks and
+    the compare-and-swap that shows the partition's months to readers).
 
     The id hashes the command and ``args`` (JSON-safe values that shape the output), so it
     is the same for the same arguments and differs otherwise.
     """
     canonical = json.dumps({"command": command, **args}, sort_keys=True, default=str)
     pid = f"{command}-{hashlib.sha256(canonical.encode()).hexdigest()[:12]}"
-    units = [
-        Unit(f"{p.start}..{p.end}/{stage}", stage, str(p.start), str(p.end))
-        for stage in ("ingest", "map")
-        for p in parts
-    ]
+    units = [Unit(f"{p}/ingest", "ingest", str(p.start), str(p.end)) for p in parts]
+    for p in parts:
+        units += [
+            Unit(f"{p}/map/band-{b + 1}-of-{bands}", "map", str(p.start), str(p.end), b)
+            for b in range(bands)
+        ]
+        units.append(Unit(f"{p}/publish", "publish", str(p.start), str(p.end)))
     return Plan(pid, command, dict(args), units)
 
 
@@ -152,6 +165,19 @@ def mark_done(lake: Lake, plan: Plan, unit: Unit, **info: Any) -> None:
         group.attrs["done"] = done
 
     _commit(lake, change, f"{plan.id}: {unit.id} done")
+
+
+def mark_undone(lake: Lake, plan: Plan, units: list[Unit]) -> None:
+    """Forget that ``units`` of ``plan`` were done (their output is gone and must be redone)."""
+
+    def change(g: zarr.Group) -> None:
+        group = g[plan.id]
+        done = dict(_get(group, "done") or {})
+        for unit in units:
+            done.pop(unit.id, None)
+        group.attrs["done"] = done
+
+    _commit(lake, change, f"{plan.id}: redo {', '.join(u.id for u in units)}")
 
 
 @dataclass(frozen=True)

@@ -10,14 +10,15 @@ import time
 import pandas as pd
 import pytest
 import yaml
+import zarr
 
 from carbonsink.errors import LakeError
 from carbonsink.lake.features_store import read_attrs
 from carbonsink.lake.flux_store import ENSEMBLE_MEDIAN, FluxLayout, labelled_months
 from carbonsink.lake.lake import Lake
-from carbonsink.lake.plan_store import RunLock, read_plans
+from carbonsink.lake.plan_store import RunLock, mark_done, read_plans, record_plan
 from carbonsink.timeutil import MonthWindow
-from pipelines.backfill import backfill_plan, partitions, run_backfill
+from pipelines.backfill import _reconcile, backfill_plan, partition_branch, partitions, run_backfill
 from pipelines.status import status_lines
 from tests.tiny_lake import chunk_hashes, settings
 
@@ -34,7 +35,10 @@ def test_partitions_are_calendar_years_or_aligned_runs():
 
 
 def backfill_settings(root, source, ray_cluster):
-    """The second half of 2016 as one partition (2 units), over a lake with 2016 mapped."""
+    """The second half of 2016 as one partition, over a lake with 2016 mapped.
+
+    Five units: ingest, three bands of tile rows (1, 2 and 2 of the tiny grid's 5), publish.
+    """
     return settings(
         root, source=source, start="2016-07", end="2016-12", partition_months=6,
         budget={"reference_start": 2016, "reference_end": 2016},
@@ -55,15 +59,16 @@ def uninterrupted(mapped_lake, monthly_store, dask_client, ray_cluster, tmp_path
 def test_backfill_maps_each_unit_and_rebuilds_the_budget(uninterrupted, mapped_lake):
     root, report = uninterrupted
     assert report.partitions == ["2016-07..2016-12"]
-    assert (report.done_before, report.units_run) == (0, 2)
+    assert (report.done_before, report.units_run) == (0, 5)
     store = Lake(str(root)).open_repo("sinkmap").readonly_session("main").store
     mapped = labelled_months(store, FluxLayout.from_attrs(read_attrs(store)), ENSEMBLE_MEDIAN)
     assert [str(m) for m in mapped] == [
         str(m) for m in pd.period_range("2016-01", "2016-12", freq="M")
     ]
-    # One published transaction (a tag) per map unit on the sink map.
-    tags = Lake(str(root)).open_repo("sinkmap").list_tags()
-    assert len(tags) - len(Lake(str(mapped_lake)).open_repo("sinkmap").list_tags()) == 1
+    # One publish (a tag) per partition on the sink map; its branch is gone once published.
+    repo = Lake(str(root)).open_repo("sinkmap")
+    assert len(repo.list_tags()) - len(Lake(str(mapped_lake)).open_repo("sinkmap").list_tags()) == 1
+    assert repo.list_branches() == {"main"}
     outputs = dict(report.outputs)
     budget = pd.read_csv(outputs["budget"].removeprefix("file://"))
     assert list(budget["year"]) == [2016]
@@ -88,25 +93,30 @@ def test_backfill_killed_with_sigkill_resumes_to_identical_bytes(
             stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True,
         )  # fmt: skip
     plan = backfill_plan(s)
+    published = Lake(str(root)).open_repo("sinkmap").lookup_branch("main")
     deadline = time.monotonic() + 240
     try:
+        # Killed between two bands: the ingest and the first band are done.
         while time.monotonic() < deadline and driver.poll() is None:
             plans, _ = read_plans(Lake(str(root)))
-            if plans and plans[0].done:
+            if plans and len(plans[0].done) >= 2:
                 break
-            time.sleep(0.2)
+            time.sleep(0.1)
     finally:
         # kill -9 of the driver and everything it started (its Dask workers), as a lost node
         os.killpg(driver.pid, signal.SIGKILL)
         driver.wait()
     plans, lock = read_plans(Lake(str(root)))
-    assert plans and len(plans[0].done) == 1, (tmp_path / "driver.log").read_text()[-2000:]
+    assert plans and len(plans[0].done) == 2, (tmp_path / "driver.log").read_text()[-2000:]
     assert lock is not None and lock["pid"] == driver.pid  # the dead driver still "holds" it
     shown = "\n".join(status_lines(s))
-    assert plan.id in shown and "1/2 units done" in shown
+    assert plan.id in shown and "2/5 units done" in shown
+    # The band sits on the partition's branch; readers of the sink map saw nothing of it.
+    assert partition_branch(Lake(str(root)), plan, plan.units[-1]).exists()
+    assert Lake(str(root)).open_repo("sinkmap").lookup_branch("main") == published
 
     report = run_backfill(s, dask_client)  # the same arguments: resume
-    assert report.plan == plan.id and (report.done_before, report.units_run) == (1, 1)
+    assert report.plan == plan.id and (report.done_before, report.units_run) == (2, 3)
     reference, _ = uninterrupted
     for store in ("features", "sinkmap"):
         want, got = chunk_hashes(reference, store), chunk_hashes(root, store)
@@ -142,3 +152,37 @@ def test_backfill_refuses_a_lake_without_models(lake, monthly_store, dask_client
     with pytest.raises(LakeError, match="no models store; run carbonsink train"):
         run_backfill(s, dask_client)
     assert Lake(str(root)).open_repo("features").lookup_branch("main") == tip
+
+
+def test_reconcile_redoes_bands_that_main_moved_past_and_records_a_lost_publish(tmp_path):
+    lake = Lake(str(tmp_path / "lake"))
+    lake.create()
+    lake.create_repo("sinkmap")
+    s = settings(tmp_path / "lake", start="2016-01", end="2016-12", tile_bands=2)
+    plan = backfill_plan(s)
+    ingest, band1, band2, publish = plan.units
+    assert [u.stage for u in plan.units] == ["ingest", "map", "map", "publish"]
+    done = record_plan(lake, plan)
+    for unit in (ingest, band1):
+        mark_done(lake, plan, unit)
+    branch = partition_branch(lake, plan, publish)
+    session = branch.session()
+    zarr.open_group(session.store, mode="a").attrs["band"] = 1
+    session.commit("band 1")
+    done = _reconcile(lake, plan, record_plan(lake, plan))
+    assert sorted(done) == sorted([ingest.id, band1.id])  # the branch is good: keep going
+    # Another run publishes to the sink map: the band must be mapped again from main.
+    main = lake.open_repo("sinkmap").writable_session("main")
+    zarr.open_group(main.store, mode="a").attrs["other"] = True
+    main.commit("another run")
+    done = _reconcile(lake, plan, record_plan(lake, plan))
+    assert list(done) == [ingest.id] and not branch.exists()
+    # A publish that moved main but died before it was recorded is recorded, not redone.
+    session = branch.session()
+    zarr.open_group(session.store, mode="a").attrs["band"] = 2
+    session.commit("bands")
+    for unit in (band1, band2):
+        mark_done(lake, plan, unit)
+    branch.publish(f"run-{branch.name}")
+    done = _reconcile(lake, plan, record_plan(lake, plan))
+    assert publish.id in done and len(done) == 4

@@ -7,6 +7,7 @@ from hypothesis import strategies as st
 
 from carbonsink.emulator.tiles import (
     TileKey,
+    band_tiles,
     pad_global,
     predict_global,
     read_with_halo,
@@ -96,3 +97,27 @@ def test_tile_keys_and_origins():
         tile_origin((8, 12), (4, 4), 6)
     with pytest.raises(ValueError, match="does not divide"):
         tile_origin((8, 12), (3, 5), 0)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    rows=st.integers(1, 12), per_row=st.integers(1, 6), th=st.integers(1, 4),
+    tw=st.integers(1, 4), bands=st.integers(1, 16),
+)  # fmt: skip
+def test_tile_bands_hold_every_tile_once_in_whole_rows(rows, per_row, th, tw, bands):
+    shape, tile = (rows * th, per_row * tw), (th, tw)
+    parts = [band_tiles(shape, tile, b, bands) for b in range(bands)]
+    flat = [i for p in parts for i in p]
+    assert flat == list(range(rows * per_row))  # every tile once, bands south to north
+    sizes = [len(p) // per_row for p in parts]
+    assert all(len(p) % per_row == 0 for p in parts)  # whole rows of tiles
+    assert max(sizes) - min(sizes) <= 1  # as equal as the rows allow
+    # A band's tiles start on its first row: tile_origin agrees on the band's latitude.
+    for p in parts:
+        if len(p):
+            assert tile_origin(shape, tile, p.start)[1] == 0
+
+
+def test_tile_bands_refuse_a_band_outside_the_plan():
+    with pytest.raises(ValueError, match="outside the 3 bands"):
+        band_tiles((8, 12), (4, 4), 3, 3)

@@ -13,6 +13,7 @@ from carbonsink.lake.plan_store import (
     RunLock,
     make_plan,
     mark_done,
+    mark_undone,
     read_plans,
     record_plan,
 )
@@ -29,16 +30,31 @@ PARTS = [MonthWindow.parse("2015-01", "2015-12"), MonthWindow.parse("2016-01", "
 
 
 def test_plans_are_deterministic_and_ingest_comes_first():
-    a = make_plan("backfill", {"start": "2015-01", "end": "2016-06"}, PARTS)
-    b = make_plan("backfill", {"end": "2016-06", "start": "2015-01"}, PARTS)
-    c = make_plan("backfill", {"start": "2015-01", "end": "2016-07"}, PARTS)
+    a = make_plan("backfill", {"start": "2015-01", "end": "2016-06"}, PARTS, bands=2)
+    b = make_plan("backfill", {"end": "2016-06", "start": "2015-01"}, PARTS, bands=2)
+    c = make_plan("backfill", {"start": "2015-01", "end": "2016-07"}, PARTS, bands=2)
     assert a == b and a.id != c.id
     assert [u.id for u in a.units] == [
         "2015-01..2015-12/ingest",
         "2016-01..2016-06/ingest",
-        "2015-01..2015-12/map",
-        "2016-01..2016-06/map",
+        "2015-01..2015-12/map/band-1-of-2",
+        "2015-01..2015-12/map/band-2-of-2",
+        "2015-01..2015-12/publish",
+        "2016-01..2016-06/map/band-1-of-2",
+        "2016-01..2016-06/map/band-2-of-2",
+        "2016-01..2016-06/publish",
     ]
+    assert [u.band for u in a.units if u.stage == "map"] == [0, 1, 0, 1]
+
+
+def test_undone_units_are_redone(tmp_path):
+    lake = new_lake(tmp_path / "lake")
+    plan = make_plan("backfill", {"start": "2015-01"}, PARTS, bands=2)
+    record_plan(lake, plan)
+    for u in plan.units[:4]:
+        mark_done(lake, plan, u)
+    mark_undone(lake, plan, plan.units[2:4])
+    assert sorted(record_plan(lake, plan)) == sorted(u.id for u in plan.units[:2])
 
 
 def test_recorded_plan_resumes_with_its_done_units(tmp_path):
