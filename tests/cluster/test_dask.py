@@ -34,3 +34,37 @@ def test_unreachable_scheduler_is_a_clear_error(monkeypatch):
     ):
         pass
     assert time.monotonic() - t < 30
+
+
+def test_settings_name_one_place_for_dask():
+    with pytest.raises(ValueError, match=r"dask.address and dask.kubernetes_cluster both say"):
+        DaskSettings(address="tcp://x:8786", kubernetes_cluster="carbonsink-dask")
+
+
+def test_kubernetes_without_a_reachable_api_is_a_clear_error(monkeypatch, tmp_path):
+    # No kubeconfig and no in-cluster service account: the operator client cannot start.
+    monkeypatch.setenv("KUBECONFIG", str(tmp_path / "none"))
+    monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
+    spec = "infra/k8s/base/daskcluster.yaml"
+    for settings in (DaskSettings(kubernetes_spec=spec), DaskSettings(kubernetes_cluster="x")):
+        with (
+            pytest.raises(ConfigError, match="cannot create or reach the DaskCluster through Kub"),
+            cluster_dask.dask_client(settings),
+        ):
+            pass
+
+
+def test_kubernetes_spec_must_be_a_daskcluster(tmp_path):
+    with pytest.raises(ConfigError, match=r"does not exist; check dask.kubernetes_spec"):
+        cluster_dask.kube_cluster(DaskSettings(kubernetes_spec=str(tmp_path / "no.yaml")))
+    job = tmp_path / "job.yaml"
+    job.write_text("apiVersion: batch/v1\nkind: Job\n")
+    with pytest.raises(ConfigError, match="holds a Job, not a DaskCluster manifest"):
+        cluster_dask.kube_cluster(DaskSettings(kubernetes_spec=str(job)))
+
+
+def test_release_memory_trims_this_process_and_every_worker(dask_client):
+    # glibc answers 1 when it returned memory, 0 when there was none to return.
+    assert cluster_dask._malloc_trim() in (0, 1)
+    assert set(dask_client.run(cluster_dask._malloc_trim).values()) <= {0, 1}
+    cluster_dask.release_memory(dask_client)

@@ -40,6 +40,16 @@ def test_reads_padded_store_only_inside_valid_range(hourly_store):
     assert sel.land_sea_mask is not None and sel.land_sea_mask.dims == ("latitude", "longitude")
 
 
+def test_one_month_of_monthly_means_is_read_as_a_month(monthly_store):
+    # A single stamp shows no step; its neighbours on the store's axis do.
+    for month in ("2015-01", "2016-06", "2016-12"):
+        sel = ArcoEra5Source(monthly_store).select(
+            ["2m_temperature"], MonthWindow.parse(month, month)
+        )
+        t = sel.variables["2m_temperature"]["time"].values
+        assert t.size == 1 and str(t[0])[:7] == month
+
+
 def test_window_outside_valid_range(hourly_store):
     with pytest.raises(
         SourceError, match=r"outside the valid time range.*2015-06-01 .. 2015-07-31"
