@@ -149,7 +149,10 @@ def _reconcile(lake: Lake, plan: Plan, done: dict[str, Any]) -> dict[str, Any]:
         bands = [u for u in _partition_units(plan, unit) if u.id in done]
         exists = branch.exists()
         if (exists and branch.behind()) or (bands and not exists):
-            console.print(f"{unit.start}..{unit.end}: the sink map moved on; mapping it again")
+            console.print(
+                f"{unit.start}..{unit.end}: its branch is gone or the sink map moved on since; "
+                "mapping it again"
+            )
             branch.drop()
             if bands:
                 mark_undone(lake, plan, bands)

@@ -101,6 +101,14 @@ class StoreTransaction:
                 self.abandon()
             return
         self.abandon()
+        if isinstance(exc, icechunk.IcechunkError):
+            # The store's storage failed past its retries (an outage, lost credentials):
+            # one line that says what happened and that running again is safe.
+            state = "nothing was published" if self.tip is None else "the run had published"
+            raise LakeError(
+                f"the lake's {self.store} store could not be read or written "
+                f"({brief(exc, 140)}); {state}: run the same command again"
+            ) from None
 
     def abandon(self) -> None:
         """Undo what the run made: its branch, and a store or lake it created."""

@@ -187,3 +187,34 @@ def mapped_lake(trained, lake, dask_client, ray_cluster, tmp_path_factory):
     run_infer(s)
     run_budget(s)
     return root
+
+
+@pytest.fixture(scope="session")
+def rayjob_backfill(mapped_lake, monthly_store, dask_client, ray_cluster, tmp_path_factory):
+    """The mapped lake backfilled 2016-07..2016-12 (one partition of 6 months) by the prod
+    RayJob's entrypoint, against the session's Dask and Ray: (lake, manifest env, output).
+
+    What a cluster differs in is replaced, and only that: the lake and source, the tiny
+    grid (a settings file), the window, the GPU request (CPU replicas), the ports.
+    """
+    import ray
+    import yaml
+
+    from tests.infra.conftest import run_rayjob_entrypoint
+    from tests.tiny_lake import settings
+
+    tmp = tmp_path_factory.mktemp("rayjob")
+    root = tmp / "lake"
+    shutil.copytree(mapped_lake, root)
+    s = settings(root, budget={"reference_start": 2016, "reference_end": 2016})
+    config = tmp / "settings.yaml"
+    config.write_text(yaml.safe_dump(s.model_dump(mode="json", exclude_none=True)))
+    _, env, out = run_rayjob_entrypoint(
+        config, tmp / "job.log", ray.get_runtime_context().gcs_address,
+        CARBONSINK_DASK__ADDRESS=dask_client.scheduler.address,
+        CARBONSINK_LAKE=str(root), CARBONSINK_SOURCE=str(monthly_store),
+        CARBONSINK_START="2016-07", CARBONSINK_END="2016-12", CARBONSINK_PARTITION_MONTHS="6",
+        CARBONSINK_SERVE__NUM_GPUS="0", CARBONSINK_SERVE__NUM_CPUS="1",
+        CARBONSINK_SERVE__IN_FLIGHT="8", CARBONSINK_SERVE__HTTP_PORT=str(ray_cluster["http_port"]),
+    )  # fmt: skip
+    return root, env, out

@@ -198,4 +198,12 @@ class Lake:
 
 def _repo_config() -> icechunk.RepositoryConfig:
     # Small chunks (masks, flags) are inlined in the manifest instead of one object each.
-    return icechunk.RepositoryConfig(inline_chunk_threshold_bytes=512)
+    config = icechunk.RepositoryConfig(inline_chunk_threshold_bytes=512)
+    # An object store that is away for a while (a restart, a network blip): each request
+    # retries with backoff up to 8 s, about a minute in all, before the run fails cleanly.
+    config.storage = icechunk.StorageSettings(
+        retries=icechunk.StorageRetriesSettings(
+            max_tries=12, initial_backoff_ms=250, max_backoff_ms=8000
+        )
+    )
+    return config

@@ -130,7 +130,10 @@ def _root(lake: Lake) -> zarr.Group | None:
     repo = lake.open_repo(STORE)
     if repo is None:
         return None
-    return zarr.open_group(repo.readonly_session("main").store, mode="r")
+    try:
+        return zarr.open_group(repo.readonly_session("main").store, mode="r")
+    except zarr.errors.GroupNotFoundError:  # created by a driver that has not committed yet
+        return None
 
 
 def record_plan(lake: Lake, plan: Plan) -> dict[str, dict[str, Any]]:

@@ -1,7 +1,9 @@
 """The project's Kubernetes manifests, rendered by the real kustomize for each overlay."""
 
 import os
+import shlex
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -57,3 +59,50 @@ def pod_specs(doc: dict) -> list[tuple[str, dict]]:
             pods.append(("submitter", spec["submitterPodTemplate"]["spec"]))
         return pods
     return []
+
+
+def pod_env(docs: list[dict], kind: str, where: str) -> dict[str, str]:
+    """The environment a container of ``kind``'s ``where`` pod starts with."""
+    config = next(d for d in docs if d["kind"] == "ConfigMap")
+    pod = dict(pod_specs(next(d for d in docs if d["kind"] == kind)))[where]
+    (container,) = pod["containers"]
+    env = {}
+    for source in container.get("envFrom", []):
+        assert source["configMapRef"]["name"] == config["metadata"]["name"]
+        env.update(config["data"])
+    env.update({e["name"]: e["value"] for e in container.get("env", [])})
+    return env
+
+
+def run_as_pod(argv: list[str], env: dict[str, str], config: Path, log: Path) -> str:
+    """Run ``argv`` with the pod's ``env``, this environment's ``carbonsink`` on PATH."""
+    full = {
+        **os.environ, **env,
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+        "CARBONSINK_CONFIG": str(config),
+    }  # fmt: skip
+    with open(log, "w") as out:
+        rc = subprocess.run(argv, env=full, stdout=out, stderr=subprocess.STDOUT).returncode
+    text = log.read_text()
+    assert rc == 0, text[-3000:]
+    return text
+
+
+def run_rayjob_entrypoint(
+    config: Path, log: Path, ray_address: str, **overrides: str
+) -> tuple[dict, dict[str, str], str]:
+    """The prod RayJob's entrypoint, run as KubeRay runs it on the job's head.
+
+    Returns the RayJob, the environment as the manifests give it (before ``overrides``),
+    and the command's output. KubeRay points the entrypoint's ``auto`` address at the
+    job's cluster with ``RAY_ADDRESS``; here that is ``ray_address``.
+    """
+    docs = render("prod")
+    job = next(d for d in docs if d["kind"] == "RayJob")
+    env = pod_env(docs, "RayJob", "head")
+    env.update(yaml.safe_load(job["spec"]["runtimeEnvYAML"])["env_vars"])
+    out = run_as_pod(
+        shlex.split(job["spec"]["entrypoint"]),
+        {**env, "RAY_ADDRESS": ray_address, **overrides}, config, log,
+    )  # fmt: skip
+    return job, env, out

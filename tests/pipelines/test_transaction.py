@@ -1,12 +1,13 @@
 """Durable branches: a backfill partition's commits outlive the driver, publish by CAS."""
 
+import icechunk
 import numpy as np
 import pytest
 import zarr
 
 from carbonsink.errors import LakeError
 from carbonsink.lake.lake import Lake
-from pipelines.transaction import DurableBranch
+from pipelines.transaction import DurableBranch, StoreTransaction
 
 
 def write(session, value: float, message: str) -> None:
@@ -59,3 +60,15 @@ def test_a_branch_that_main_moved_past_refuses_to_publish(lake):
 def test_a_store_that_is_not_there_cannot_be_branched(lake):
     with pytest.raises(LakeError, match="no budget store"):
         DurableBranch(lake, "budget", "x")
+
+
+def test_a_storage_failure_inside_a_transaction_is_one_clean_line(lake):
+    tip = lake.open_repo("sinkmap").lookup_branch("main")
+    with pytest.raises(LakeError) as info, StoreTransaction(lake, "sinkmap", "r1") as tx:
+        write(tx.session(), 2.0, "work")
+        # What Icechunk raises when the object store stays away past its retries.
+        raise icechunk.IcechunkError("error getting object from object store dispatch failure")
+    message = str(info.value)
+    assert "\n" not in message and "nothing was published: run the same command again" in message
+    assert lake.open_repo("sinkmap").lookup_branch("main") == tip
+    assert lake.open_repo("sinkmap").list_branches() == {"main"}  # the run's branch is gone

@@ -108,26 +108,33 @@ def test_a_dead_holders_lock_is_taken_over(tmp_path, monkeypatch):
         assert read_plans(lake)[1]["owner"] == "after"
 
 
-def _contend(url: str, name: str, queue) -> None:
+def _contend(url: str, name: str, queue, refused) -> None:
     try:
         with RunLock(Lake(url), name, "backfill"):
             queue.put(("held", name))
-            import time
-
-            time.sleep(3)
+            # Hold until the other driver has tried, however slowly it started.
+            refused.wait(60)
     except LakeError as exc:
         queue.put(("refused", str(exc)))
+        refused.set()
 
 
 def test_two_drivers_racing_for_the_lock_one_wins(tmp_path):
     url = str(tmp_path / "lake")
     record_plan(new_lake(url), make_plan("backfill", {}, PARTS))  # the store exists
     ctx = mp.get_context("spawn")
-    queue = ctx.Queue()
-    procs = [ctx.Process(target=_contend, args=(url, f"d{k}", queue)) for k in range(2)]
+    queue, refused = ctx.Queue(), ctx.Event()
+    procs = [ctx.Process(target=_contend, args=(url, f"d{k}", queue, refused)) for k in range(2)]
     for p in procs:
         p.start()
     for p in procs:
-        p.join(60)
+        p.join(90)
     results = sorted(queue.get(timeout=5)[0] for _ in procs)
     assert results == ["held", "refused"]
+
+
+def test_a_plans_store_created_but_not_yet_written_reads_as_empty(tmp_path):
+    # Another driver has created the store and not committed its first change yet.
+    lake = new_lake(tmp_path / "lake")
+    lake.create_repo(plan_store.STORE)
+    assert read_plans(lake) == ([], None)
