@@ -12,7 +12,6 @@ Settings choose (``carbonsink.config.DaskSettings``); callers only ever see a
 
 from __future__ import annotations
 
-import ctypes
 import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -135,23 +134,3 @@ def kube_cluster(settings: DaskSettings) -> Any:
             f"({type(exc).__name__}: {first}); check KUBECONFIG or the pod's service account, "
             "and dask.namespace"
         ) from None
-
-
-def _malloc_trim() -> int:
-    """Hand freed heap pages back to the OS with glibc's ``malloc_trim(0)`` (0 elsewhere)."""
-    try:
-        return int(ctypes.CDLL("libc.so.6").malloc_trim(0))
-    except (OSError, AttributeError):  # not glibc (macOS, musl): nothing to trim
-        return 0
-
-
-def release_memory(client: Client) -> None:
-    """Trim the heaps of this process and of every worker, between units of a long run.
-
-    glibc keeps memory that a unit's large temporary arrays freed, fragmented, and the next
-    unit's arrays land above it, so each unit's peak started a little higher: 378 -> 464
-    MiB per worker over ten yearly ingest units at 4 deg, against 344 -> 377 MiB with a
-    trim after each unit (``benchmarks/memory.py``, ``docs/reliability.md``).
-    """
-    _malloc_trim()
-    client.run(_malloc_trim)

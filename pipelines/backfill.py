@@ -50,7 +50,6 @@ from carbonsink.lake.plan_store import (
     record_plan,
 )
 from carbonsink.timeutil import MonthWindow
-from cluster.dask import release_memory
 from pipelines.infer import (
     MapService,
     check_emulators,
@@ -276,7 +275,6 @@ def run_backfill(settings: Settings, client: Client) -> BackfillReport:
                     sub = settings.model_copy(update={"start": unit.start, "end": unit.end})
                     for line in describe(run_ingest(sub, client)):
                         console.print(line)
-                    release_memory(client)
                 elif unit.stage == "map":
                     console.print(mapper.map_band(unit))
                 else:

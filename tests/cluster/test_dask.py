@@ -61,10 +61,3 @@ def test_kubernetes_spec_must_be_a_daskcluster(tmp_path):
     job.write_text("apiVersion: batch/v1\nkind: Job\n")
     with pytest.raises(ConfigError, match="holds a Job, not a DaskCluster manifest"):
         cluster_dask.kube_cluster(DaskSettings(kubernetes_spec=str(job)))
-
-
-def test_release_memory_trims_this_process_and_every_worker(dask_client):
-    # glibc answers 1 when it returned memory, 0 when there was none to return.
-    assert cluster_dask._malloc_trim() in (0, 1)
-    assert set(dask_client.run(cluster_dask._malloc_trim).values()) <= {0, 1}
-    cluster_dask.release_memory(dask_client)
