@@ -30,7 +30,7 @@ import zarr
 
 from carbonsink.config import ServeSettings, Settings
 from carbonsink.emulator.mapper import load_emulators
-from carbonsink.emulator.tiles import TileKey
+from carbonsink.emulator.tiles import TileKey, tile_keys
 from carbonsink.errors import ConfigError, LakeError
 from carbonsink.grid import Tiling
 from carbonsink.lake.features_store import (
@@ -265,8 +265,8 @@ class MapService:
         self, months: Sequence[pd.Period], tiles: Sequence[int] | None = None
     ) -> list[TileKey]:
         """Tile keys of ``months`` for every member (``tiles``: all of a month's by default)."""
-        tiles = range(self.tiles_per_month) if tiles is None else tiles
-        return [TileKey(m, str(mo), i) for mo in months for m in self.members for i in tiles]
+        every = range(self.tiles_per_month)
+        return tile_keys(months, self.members, every if tiles is None else tiles)
 
     def map_into(
         self,

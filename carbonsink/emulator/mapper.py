@@ -27,7 +27,7 @@ from carbonsink.emulator.base import EmulatorError
 from carbonsink.emulator.checkpoint import list_checkpoints, load_checkpoint
 from carbonsink.emulator.cnn import CnnEmulator
 from carbonsink.emulator.inputs import StaticFields, feature_channels, normalise
-from carbonsink.emulator.tiles import TileKey, read_with_halo, tile_origin
+from carbonsink.emulator.tiles import TileKey, read_with_halo, tile_keys, tile_origin
 from carbonsink.errors import LakeError
 from carbonsink.lake.features_store import FeaturesLayout, open_published_features
 from carbonsink.lake.flux_store import FLUXES
@@ -162,12 +162,7 @@ class TileMapper:
 
     def keys(self, months: Iterable[pd.Period]) -> list[TileKey]:
         """Every tile key of ``months``, month by month (neighbouring keys share reads)."""
-        return [
-            TileKey(m, str(month), i)
-            for month in months
-            for m in self.members
-            for i in range(self.tiles_per_month)
-        ]
+        return tile_keys(months, self.members, range(self.tiles_per_month))
 
     def origin(self, key: TileKey) -> tuple[int, int]:
         """Top-left corner of a key's tile."""

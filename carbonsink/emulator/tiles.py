@@ -8,8 +8,9 @@ independently reproduce a prediction of the whole globe exactly.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -38,16 +39,26 @@ class TileKey:
         return cls(member, month, int(index))
 
 
-def tile_origin(shape: tuple[int, int], tile: tuple[int, int], index: int) -> tuple[int, int]:
-    """Top-left corner (row, col) of tile ``index``; tiles must divide the grid."""
-    ny, nx = shape
-    th, tw = tile
+def tile_keys(months: Iterable[Any], members: Sequence[str], tiles: Iterable[int]) -> list[TileKey]:
+    """Keys of ``tiles`` of every member, month by month (neighbouring keys share reads)."""
+    tiles = list(tiles)
+    return [TileKey(m, str(month), i) for month in months for m in members for i in tiles]
+
+
+def _tile_grid(shape: tuple[int, int], tile: tuple[int, int]) -> tuple[int, int]:
+    """Rows of tiles and tiles per row; tiles must divide the grid."""
+    (ny, nx), (th, tw) = shape, tile
     if ny % th or nx % tw:
         raise ValueError(f"tile {tile} does not divide the grid {shape}")
-    per_row = nx // tw
-    if not 0 <= index < (ny // th) * per_row:
-        raise ValueError(f"tile index {index} is outside the {(ny // th) * per_row} tiles")
-    return (index // per_row) * th, (index % per_row) * tw
+    return ny // th, nx // tw
+
+
+def tile_origin(shape: tuple[int, int], tile: tuple[int, int], index: int) -> tuple[int, int]:
+    """Top-left corner (row, col) of tile ``index``; tiles must divide the grid."""
+    rows, per_row = _tile_grid(shape, tile)
+    if not 0 <= index < rows * per_row:
+        raise ValueError(f"tile index {index} is outside the {rows * per_row} tiles")
+    return (index // per_row) * tile[0], (index % per_row) * tile[1]
 
 
 def _segments(start: int, stop: int, n: int) -> list[tuple[int, int]]:
@@ -174,11 +185,7 @@ def band_tiles(shape: tuple[int, int], tile: tuple[int, int], band: int, bands: 
     Bands are contiguous runs of whole tile rows, south to north, as equal as the rows
     allow; together they hold every tile once. With more bands than rows some are empty.
     """
-    ny, nx = shape
-    th, tw = tile
-    if ny % th or nx % tw:
-        raise ValueError(f"tile {tile} does not divide the grid {shape}")
+    rows, per_row = _tile_grid(shape, tile)
     if not 0 <= band < bands:
         raise ValueError(f"band {band} is outside the {bands} bands")
-    rows, per_row = ny // th, nx // tw
     return range(band * rows // bands * per_row, (band + 1) * rows // bands * per_row)
