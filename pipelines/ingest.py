@@ -46,7 +46,9 @@ from carbonsink.features import (
 from carbonsink.grid import ModelGrid, point_grid_bounds
 from carbonsink.lake.features_store import (
     FeaturesLayout,
+    era5t_months,
     ingested_months,
+    month_sources,
     read_attrs,
     read_layout,
     set_attrs,
@@ -58,6 +60,7 @@ from carbonsink.lake.lake import Lake
 from carbonsink.landmask import land_fraction
 from carbonsink.regrid import ConservativeRegridder
 from carbonsink.sources import open_source
+from carbonsink.sources.common import final_months
 from carbonsink.timeutil import MonthWindow
 from pipelines.progress import merge_forks_into
 from pipelines.transaction import StoreTransaction, new_run_id
@@ -326,6 +329,34 @@ def run_ingest(settings: Settings, client: Client) -> IngestReport:
         seconds=time.perf_counter() - t0,
         notes=notes,
     )
+
+
+def months_to_ingest(settings: Settings) -> list[pd.Period]:
+    """Months of the window that an ingest of ``settings.source`` would change.
+
+    Those the published features lack, those last ingested from another source, and those
+    ingested from preliminary ERA5T data that the source now holds as final. Re-ingesting
+    any other month rewrites the same bytes as new chunks, so the lake only grows.
+    """
+    window = settings.window()
+    lake = Lake(settings.lake, settings.lake_storage)
+    repo = lake.open_repo(STORE) if lake.info() is not None else None
+    if repo is None or not settings.source:
+        return list(window.months)
+    store = repo.readonly_session("main").store
+    layout = read_layout(store)
+    ingested = set(ingested_months(store, layout))
+    preliminary = set(era5t_months(store, layout))
+    source = open_source(settings.source, settings.source_storage)
+    final = final_months(source.available())
+    origin = month_sources(repo)
+    return [
+        m
+        for m in window.months
+        if m not in ingested
+        or origin.get(m) != source.url
+        or (m in preliminary and final is not None and m <= final)
+    ]
 
 
 def describe(report: IngestReport) -> list[str]:

@@ -3,7 +3,9 @@
 Sample data (unless a source is given) -> ingest -> labels and train (when the lake has
 none) -> infer (the months from the budget's reference window on that are not mapped yet)
 -> budget -> report. Each stage is its own transaction, so a run that dies keeps what the
-finished stages published, and a second run skips the work already done.
+finished stages published, and a second run skips the work already done: it ingests only
+months the lake lacks, holds from another source or from ERA5T data now final (every month
+when the sample was regenerated), and maps only those and the months not mapped yet.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from carbonsink.sources.arco import zarr_store
 from carbonsink.storage import StorageOptions, parse_location
 from carbonsink.timeutil import MonthWindow, parse_month
 from pipelines.infer import mapped_months, run_infer
-from pipelines.ingest import describe, run_ingest
+from pipelines.ingest import describe, months_to_ingest, run_ingest
 from pipelines.labels import describe as describe_labels
 from pipelines.labels import run_labels
 from pipelines.progress import console
@@ -51,6 +53,7 @@ def run_chain(settings: Settings, out: str, client: Client) -> list[tuple[str, s
     out_dir = Path(out).expanduser().absolute()
     outputs: list[tuple[str, str]] = []
     updates: dict = {}
+    fresh_sample = False
     if settings.source is None:
         spec = spec_from_settings(settings.sample)
         url = str(out_dir / SAMPLE_NAME)
@@ -62,6 +65,7 @@ def run_chain(settings: Settings, out: str, client: Client) -> list[tuple[str, s
             # Marked complete only after every block is written: a killed run regenerates.
             zarr.open_group(store, mode="r+").attrs["carbonsink_sample_complete"] = True
             zarr.consolidate_metadata(store)
+            fresh_sample = True
             console.print(f"sample data: {sample.steps} steps in {sample.seconds:.1f} s")
         updates["source"] = url
         updates.setdefault("start", settings.start or settings.sample.start)
@@ -70,16 +74,27 @@ def run_chain(settings: Settings, out: str, client: Client) -> list[tuple[str, s
     if settings.lake == Settings.model_fields["lake"].default:
         updates["lake"] = str(out_dir / "lake")
     run_settings = settings.model_copy(update=updates)
-    report = run_ingest(run_settings, client)
-    for line in describe(report):
-        console.print(line)
-    outputs.append(("lake", report.lake))
-    outputs.append(("features", report.store))
-    outputs.extend(_emulate_and_budget(run_settings, client))
+    window = run_settings.window()
+    # A regenerated sample may differ under the same URL: only then is every month redone.
+    todo = list(window.months) if fresh_sample else months_to_ingest(run_settings)
+    lake = Lake(run_settings.lake, run_settings.lake_storage)
+    if todo:
+        # One contiguous ingest: months inside the span that were current are redone too.
+        span = {"start": str(min(todo)), "end": str(max(todo))}
+        report = run_ingest(run_settings.model_copy(update=span), client)
+        for line in describe(report):
+            console.print(line)
+    else:
+        console.print(f"the features already hold {window} from {run_settings.source}")
+    outputs.append(("lake", lake.url))
+    outputs.append(("features", lake.store_location("features").url))
+    outputs.extend(_emulate_and_budget(run_settings, client, set(todo)))
     return outputs
 
 
-def _emulate_and_budget(settings: Settings, client: Client) -> list[tuple[str, str]]:
+def _emulate_and_budget(
+    settings: Settings, client: Client, ingested: set[pd.Period]
+) -> list[tuple[str, str]]:
     """Labels and models when missing, the sink map, the budget and its report."""
     lake = Lake(settings.lake, settings.lake_storage)
     if lake.open_repo("labels") is None:
@@ -103,7 +118,8 @@ def _emulate_and_budget(settings: Settings, client: Client) -> list[tuple[str, s
     )
     window = [m for m in MonthWindow(first, parse_month(settings.end)).months]
     mapped = mapped_months(lake)
-    todo = [m for m in window if m not in mapped]
+    # Months ingested now are mapped again: their drivers may have changed.
+    todo = [m for m in window if m not in mapped or m in ingested]
     if todo:
         infer_settings = settings.model_copy(update={"start": str(todo[0]), "end": str(todo[-1])})
         for line in run_infer(infer_settings).lines:

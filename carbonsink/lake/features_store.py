@@ -317,3 +317,21 @@ def open_published_features(lake: Lake) -> tuple[icechunk.Session, FeaturesLayou
             "ingest the baseline window first"
         )
     return session, read_layout(session.store)
+
+
+def month_sources(repo: icechunk.Repository, branch: str = "main") -> dict[pd.Period, str]:
+    """The source URL each month of ``branch`` was last ingested from.
+
+    Read from the commit metadata of the ingests' ``drivers`` stage (``window`` and
+    ``source_url``), newest commit winning, so a month re-ingested from another source shows
+    that source.
+    """
+    sources: dict[pd.Period, str] = {}
+    for snap in repo.ancestry(branch=branch):  # newest first
+        meta = snap.metadata or {}
+        if meta.get("stage") != "drivers" or "window" not in meta:
+            continue
+        start, _, end = str(meta["window"]).partition("..")
+        for month in MonthWindow.parse(start, end).months:
+            sources.setdefault(month, str(meta.get("source_url", "")))
+    return sources

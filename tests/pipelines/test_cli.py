@@ -7,10 +7,12 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from carbonsink.lake.lake import Lake
 from pipelines.cli import main
 
 pytestmark = pytest.mark.integration
 SMALL_GRID = ["--grid", "10"]
+STORES = ("features", "sinkmap")
 
 
 def run_cli(args, capsys):
@@ -107,9 +109,14 @@ def test_run_chains_every_stage_and_prints_its_outputs(
     assert sum(k == "figure" for k, _ in lines) == 4
     budget = pd.read_csv(paths["budget"].removeprefix("file://"))
     assert list(budget["year"]) == [2015, 2016]
-    # A second run reuses the sample data, the labels, the models and the mapped months.
-    again = cli_ok(["run", "--out", str(tmp_path / "out")], capsys)
-    assert "sink map:" in again
+    # A second run reuses the sample data, the ingested months, the labels, the models and
+    # the mapped months: neither store gets a commit (re-ingesting would only grow the lake).
+    repos = {name: Lake(str(tmp_path / "out" / "lake")).open_repo(name) for name in STORES}
+    tips = {name: repo.lookup_branch("main") for name, repo in repos.items()}
+    code, again, err = run_cli(["run", "--out", str(tmp_path / "out")], capsys)
+    assert code == 0, err
+    assert "sink map:" in again and "the features already hold 2015-01..2016-12" in err
+    assert {name: repo.lookup_branch("main") for name, repo in repos.items()} == tips
 
 
 def test_usage_errors_are_one_line(capsys):

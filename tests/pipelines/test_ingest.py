@@ -18,7 +18,7 @@ from carbonsink.lake.lake import Lake
 from carbonsink.regrid import ConservativeRegridder
 from carbonsink.sources import ArcoEra5Source
 from carbonsink.timeutil import MonthWindow
-from pipelines.ingest import run_ingest
+from pipelines.ingest import months_to_ingest, run_ingest
 
 pytestmark = pytest.mark.integration
 # One tile per chunk here, so that every field spans several chunks.
@@ -138,6 +138,30 @@ def test_reingest_rewrites_identical_bytes_and_leaves_other_months(
         for c in chunks
     }
     assert touched == {june}  # no other month of any driver was written
+
+
+def test_months_to_ingest_are_those_an_ingest_would_change(
+    full_lake, dask_client, monthly_store, store_copy, tmp_path
+):
+    lake, _ = full_lake
+    window = MonthWindow.parse("2015-01", "2016-12").months
+    # Everything current: the two ERA5T months (2016-11, 2016-12) are still ERA5T at source.
+    assert months_to_ingest(settings(monthly_store, lake, "2015-01", "2016-12")) == []
+    assert months_to_ingest(settings(monthly_store, tmp_path / "none", "2016-01", "2016-03")) == [
+        *MonthWindow.parse("2016-01", "2016-03").months
+    ]
+    # The same data under another URL: a different source, so every month.
+    source = store_copy(monthly_store)
+    assert months_to_ingest(settings(source, lake, "2015-01", "2016-12")) == [*window]
+    # Ingested from that source; its ERA5T months then become final: only those two.
+    other = tmp_path / "lake"
+    run_ingest(settings(source, other, "2016-09", "2016-12"), dask_client)
+    assert months_to_ingest(settings(source, other, "2016-09", "2016-12")) == []
+    zarr.open_group(source, mode="r+").attrs["valid_time_stop"] = "2016-12-31"
+    zarr.consolidate_metadata(source)
+    assert months_to_ingest(settings(source, other, "2016-09", "2016-12")) == [
+        *MonthWindow.parse("2016-11", "2016-12").months
+    ]
 
 
 def test_failed_ingest_publishes_nothing(

@@ -15,7 +15,7 @@ from carbonsink.lake.features_store import (
     write_flags,
     write_region,
 )
-from carbonsink.lake.lake import MARKER, Lake
+from carbonsink.lake.lake import MANIFEST_SPLIT_MONTHS, MARKER, Lake
 from carbonsink.timeutil import MonthWindow
 
 
@@ -112,3 +112,27 @@ def test_forked_region_writes_merge_and_touch_only_their_chunks(features_repo):
     assert (
         float(zarr.open_array(store, path="t2m", mode="r")[layout.month_index(jan)].mean()) == 280.0
     )
+
+
+def test_manifests_are_split_by_year_along_time(tmp_path):
+    """A unit of work on a year loads that year's chunk references, not the whole store's."""
+    repo = Lake(str(tmp_path / "lake")).create_repo("features")
+    session = repo.writable_session("main")
+    root = zarr.open_group(session.store, mode="w")
+    monthly = root.create_array(
+        "t2m", shape=(48, 4, 4), chunks=(1, 4, 4), dtype="f4", dimension_names=("time", "y", "x")
+    )
+    monthly[:30] = np.ones((30, 4, 4), "f4")
+    static = root.create_array(
+        "area", shape=(40, 4), chunks=(1, 4), dtype="f4", dimension_names=("y", "x")
+    )
+    static[:] = np.ones((40, 4), "f4")
+    info = json.loads(repo.inspect_snapshot(session.commit("w"), pretty=False))
+    extents = {
+        n["path"]: sorted(ref["extents"][0] for ref in n["manifest_refs"])
+        for n in info["nodes"]
+        if n["node_type"] == "array"
+    }
+    m = MANIFEST_SPLIT_MONTHS  # 12: the 30 months written make two full years and a part
+    assert extents["/t2m"] == [[0, m], [m, 2 * m], [2 * m, 30]]
+    assert extents["/area"] == [[0, 40]]  # no time dimension: one manifest
