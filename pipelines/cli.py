@@ -520,6 +520,35 @@ def status(lake: LakeOpt = None, config: ConfigOpt = None) -> None:
 
 
 @app.command()
+def compact(
+    lake: LakeOpt = None,
+    keep_days: Annotated[
+        float,
+        typer.Option(
+            "--keep-days",
+            envvar="CARBONSINK_COMPACT_KEEP_DAYS",
+            help="History newer than this many days is kept.",
+        ),
+    ] = 30.0,
+    config: ConfigOpt = None,
+) -> None:
+    """Drop the lake's history older than --keep-days and delete what only it used.
+
+    Snapshots and run tags older than that go; every branch's tip (main, an unfinished
+    backfill's) stays, and so do objects younger than an hour. Holds the lake's run lock.
+
+    carbonsink compact --lake s3://bucket/carbonsink --keep-days 30
+    """
+    from carbonsink.lake.lake import Lake
+    from pipelines.compact import run_compact
+
+    s = _settings(config, lake=lake)
+    done = run_compact(Lake(s.lake, s.lake_storage), keep_days)
+    total = sum(c.bytes for c in done)
+    _echo(f"compacted {len(done)} store(s) of {s.lake}: {total / 1e9:.3f} GB freed")
+
+
+@app.command()
 def nrt(
     source: Annotated[
         str | None,

@@ -51,6 +51,7 @@ from carbonsink.lake.features_store import (
     month_sources,
     read_attrs,
     read_layout,
+    record_sources,
     set_attrs,
     snapshot_metadata,
     write_flags,
@@ -265,6 +266,7 @@ def run_ingest(settings: Settings, client: Client) -> IngestReport:
             )  # fmt: skip
         merge_forks_into(client, session, futures, f"drivers {window}")
         write_flags(session.store, layout, months, selection.era5t_months)
+        record_sources(session.store, months, str(selection.attrs["source_url"]))
         session.commit(
             f"drivers {window}",
             metadata=snapshot_metadata(

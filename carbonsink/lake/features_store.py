@@ -36,6 +36,8 @@ from carbonsink.timeutil import MonthWindow, month_starts
 TIME_AXIS = MonthWindow.parse("1940-01", "2050-12")
 TIME_UNITS = "days since 1940-01-01"
 CODEC = zarr.codecs.BloscCodec(cname="lz4", clevel=5, shuffle="shuffle")
+#: Root attribute: the source URL each ingested month came from.
+SOURCES_ATTR = "month_sources"
 
 
 def create_array(
@@ -319,14 +321,26 @@ def open_published_features(lake: Lake) -> tuple[icechunk.Session, FeaturesLayou
     return session, read_layout(session.store)
 
 
+def record_sources(store: icechunk.IcechunkStore, months: Sequence[pd.Period], url: str) -> None:
+    """Record ``url`` as the source ``months`` were ingested from (a root attribute).
+
+    Kept in the store, not only in commit metadata, so that it outlives the history that
+    ``carbonsink compact`` expires.
+    """
+    sources = dict(read_attrs(store).get(SOURCES_ATTR, {}))
+    sources.update({str(m): url for m in months})
+    set_attrs(store, **{SOURCES_ATTR: dict(sorted(sources.items()))})
+
+
 def month_sources(repo: icechunk.Repository, branch: str = "main") -> dict[pd.Period, str]:
     """The source URL each month of ``branch`` was last ingested from.
 
-    Read from the commit metadata of the ingests' ``drivers`` stage (``window`` and
-    ``source_url``), newest commit winning, so a month re-ingested from another source shows
-    that source.
+    From the store's record (:func:`record_sources`); for months ingested before it was
+    kept, from the commit metadata of the ingests' ``drivers`` stage (``window`` and
+    ``source_url``, newest commit winning) while that history lasts.
     """
-    sources: dict[pd.Period, str] = {}
+    recorded = read_attrs(repo.readonly_session(branch).store).get(SOURCES_ATTR, {})
+    sources = {pd.Period(m, "M"): str(url) for m, url in recorded.items()}
     for snap in repo.ancestry(branch=branch):  # newest first
         meta = snap.metadata or {}
         if meta.get("stage") != "drivers" or "window" not in meta:

@@ -1,5 +1,6 @@
 """The ingest on a real Dask LocalCluster, into a real Icechunk lake."""
 
+import datetime as dt
 import math
 from pathlib import Path
 
@@ -13,11 +14,12 @@ from carbonsink.config import load_settings
 from carbonsink.drivers import DRIVERS
 from carbonsink.errors import LakeError, SourceError
 from carbonsink.grid import EARTH_RADIUS_M, ModelGrid
-from carbonsink.lake.features_store import open_features, read_layout
+from carbonsink.lake.features_store import SOURCES_ATTR, open_features, read_attrs, read_layout
 from carbonsink.lake.lake import Lake
 from carbonsink.regrid import ConservativeRegridder
 from carbonsink.sources import ArcoEra5Source
 from carbonsink.timeutil import MonthWindow
+from pipelines.compact import run_compact
 from pipelines.ingest import months_to_ingest, run_ingest
 
 pytestmark = pytest.mark.integration
@@ -156,6 +158,14 @@ def test_months_to_ingest_are_those_an_ingest_would_change(
     # Ingested from that source; its ERA5T months then become final: only those two.
     other = tmp_path / "lake"
     run_ingest(settings(source, other, "2016-09", "2016-12"), dask_client)
+    assert months_to_ingest(settings(source, other, "2016-09", "2016-12")) == []
+    store = Lake(str(other)).open_repo("features").readonly_session("main").store
+    recorded = read_attrs(store)[SOURCES_ATTR]
+    assert sorted(recorded) == ["2016-09", "2016-10", "2016-11", "2016-12"]
+    assert set(recorded.values()) == {ArcoEra5Source(source).url}
+    # The record outlives the history: compacted to the tip, nothing needs ingesting.
+    run_compact(Lake(str(other)), 0, grace=dt.timedelta(0))
+    assert len(list(Lake(str(other)).open_repo("features").ancestry(branch="main"))) <= 2
     assert months_to_ingest(settings(source, other, "2016-09", "2016-12")) == []
     zarr.open_group(source, mode="r+").attrs["valid_time_stop"] = "2016-12-31"
     zarr.consolidate_metadata(source)

@@ -1,0 +1,93 @@
+"""``carbonsink compact``: drop the lake's history older than a retention window.
+
+Every run adds snapshots to the lake's Icechunk stores: a re-ingest of the ERA5T months,
+a daily budget, the run lock's heartbeats. Old snapshots keep their chunks alive, so a lake
+written daily only grows. For each store this command
+
+1. expires the snapshots older than ``keep_days`` (and deletes the tags that pointed at
+   them: the ``run-*`` tags of publishes), keeping every branch's tip, so ``main`` and
+   the branch of an unfinished backfill are never touched;
+2. deletes what only those snapshots used (chunks, manifests, snapshot and transaction
+   files), but never an object younger than ``grace``: a command that writes without the
+   lake's lock (ingest, infer, budget) may have it in flight.
+
+It holds the lake's run lock, so it does not run beside a backfill or an nrt run.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+from carbonsink.errors import ConfigError, LakeError
+from carbonsink.lake.lake import STORES, Lake
+from carbonsink.lake.plan_store import RunLock
+from pipelines.progress import console
+from pipelines.transaction import new_run_id
+
+#: Objects younger than this are kept whatever refers to them.
+GRACE = dt.timedelta(hours=1)
+
+
+@dataclass(frozen=True)
+class Compacted:
+    """What compacting one store removed."""
+
+    store: str
+    snapshots: int
+    tags: int
+    chunks: int
+    bytes: int
+
+    def describe(self) -> str:
+        """One line for the terminal."""
+        return (
+            f"{self.store}: {self.snapshots} snapshot(s) and {self.tags} tag(s) expired, "
+            f"{self.chunks} chunk(s) deleted, {self.bytes / 1e9:.3f} GB freed"
+        )
+
+
+def run_compact(lake: Lake, keep_days: float, grace: dt.timedelta = GRACE) -> list[Compacted]:
+    """Expire history older than ``keep_days`` in every store of ``lake`` and free its objects.
+
+    Parameters
+    ----------
+    lake
+        The lake.
+    keep_days
+        History newer than this many days is kept (0: only the refs' tips).
+    grace
+        Objects younger than this are never deleted.
+
+    Raises
+    ------
+    ConfigError
+        A negative ``keep_days``.
+    LakeError
+        Not a lake, or a lake another run holds.
+    """
+    if not keep_days >= 0:
+        raise ConfigError(f"--keep-days must be 0 or more (got {keep_days}); 30 keeps a month")
+    if lake.info() is None:
+        raise LakeError(f"{lake.url} is not a carbonsink lake; check --lake")
+    now = dt.datetime.now(dt.UTC)
+    cutoff = now - dt.timedelta(days=keep_days)
+    out: list[Compacted] = []
+    with RunLock(lake, new_run_id(), "compact"):
+        for name in STORES:
+            repo = lake.open_repo(name)
+            if repo is None:
+                continue
+            tags = set(repo.list_tags())
+            expired = repo.expire_snapshots(cutoff, delete_expired_tags=True)
+            summary = repo.garbage_collect(min(cutoff, now - grace))
+            done = Compacted(
+                name,
+                len(expired),
+                len(tags - set(repo.list_tags())),
+                summary.chunks_deleted,
+                summary.bytes_deleted,
+            )
+            console.print(done.describe())
+            out.append(done)
+    return out
