@@ -27,6 +27,8 @@ from pipelines.transaction import new_run_id
 
 #: Objects younger than this are kept whatever refers to them.
 GRACE = dt.timedelta(hours=1)
+#: A century: more would reach before the first snapshot of any lake.
+MAX_KEEP_DAYS = 36_500
 
 
 @dataclass(frozen=True)
@@ -62,12 +64,14 @@ def run_compact(lake: Lake, keep_days: float, grace: dt.timedelta = GRACE) -> li
     Raises
     ------
     ConfigError
-        A negative ``keep_days``.
+        ``keep_days`` negative, not a number, or over ``MAX_KEEP_DAYS``.
     LakeError
         Not a lake, or a lake another run holds.
     """
-    if not keep_days >= 0:
-        raise ConfigError(f"--keep-days must be 0 or more (got {keep_days}); 30 keeps a month")
+    if not 0 <= keep_days <= MAX_KEEP_DAYS:
+        raise ConfigError(
+            f"--keep-days must be 0 to {MAX_KEEP_DAYS} (got {keep_days}); 30 keeps a month"
+        )
     if lake.info() is None:
         raise LakeError(f"{lake.url} is not a carbonsink lake; check --lake")
     now = dt.datetime.now(dt.UTC)

@@ -72,7 +72,8 @@ def test_a_busy_lake_is_left_alone(lake):
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["--keep-days", "-1"], "--keep-days must be 0 or more"),
+        (["--keep-days", "-1"], "--keep-days must be 0 to 36500"),
+        (["--keep-days", "inf"], "--keep-days must be 0 to 36500"),
         (["--keep-days", "soon"], "--keep-days"),
     ],
 )
