@@ -19,6 +19,7 @@ created itself).
 from __future__ import annotations
 
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 import icechunk
@@ -352,12 +353,25 @@ def months_to_ingest(settings: Settings) -> list[pd.Period]:
     source = open_source(settings.source, settings.source_storage)
     final = final_months(source.available())
     origin = month_sources(repo)
+    stale = set(stale_months(window.months, ingested, preliminary, final))
+    return [m for m in window.months if m in stale or origin.get(m) != source.url]
+
+
+def stale_months(
+    months: Iterable[pd.Period],
+    ingested: set[pd.Period],
+    preliminary: set[pd.Period],
+    final: pd.Period | None,
+) -> list[pd.Period]:
+    """Of ``months``: those not ingested, and those ingested from ERA5T that are now final.
+
+    ``preliminary`` are the months ingested from ERA5T; ``final`` is the source's newest
+    complete month of final ERA5 (None if none).
+    """
     return [
         m
-        for m in window.months
-        if m not in ingested
-        or origin.get(m) != source.url
-        or (m in preliminary and final is not None and m <= final)
+        for m in months
+        if m not in ingested or (m in preliminary and final is not None and m <= final)
     ]
 
 

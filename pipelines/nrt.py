@@ -34,7 +34,7 @@ from carbonsink.sources import open_source
 from carbonsink.sources.common import ValidRange, final_months, newest_complete_month
 from carbonsink.timeutil import MonthWindow, parse_month
 from pipelines.infer import check_emulators, mapped_months, run_infer
-from pipelines.ingest import describe, run_ingest
+from pipelines.ingest import describe, run_ingest, stale_months
 from pipelines.progress import console
 from pipelines.report import budget_and_report
 from pipelines.transaction import new_run_id
@@ -84,8 +84,7 @@ def plan_nrt(
         Months the lake has ingested, ingested from ERA5T, and mapped.
     """
     window = MonthWindow(newest - (length - 1), newest)
-    now_final = {m for m in preliminary if final is not None and m <= final}
-    ingest = [m for m in window.months if m not in ingested or m in now_final]
+    ingest = stale_months(window.months, ingested, preliminary, final)
     infer = sorted(set(ingest) | {m for m in window.months if m not in mapped})
     return NrtPlan(window, ingest, infer)
 
