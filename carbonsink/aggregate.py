@@ -19,7 +19,7 @@ from typing import Any
 import numba
 import numpy as np
 
-from carbonsink.drivers import SOURCE_VARIABLES, Driver, unit_conversion
+from carbonsink.drivers import SOURCE_VARIABLES, Driver, per_second_of, unit_conversion
 
 # numba's unsigned cast (no sign checks in indexing); Any: mypy reads it as a signature.
 _U: Any = numba.uint64
@@ -133,7 +133,12 @@ class MonthAccumulator:
         self.counts = {d.name: np.zeros(n, np.int32) for d in self.drivers if d.nan_allowed}
         self.steps = {d.name: 0 for d in self.drivers}
 
-    def add(self, inputs: Mapping[str, np.ndarray], units: Mapping[str, str | None]) -> None:
+    def add(
+        self,
+        inputs: Mapping[str, np.ndarray],
+        units: Mapping[str, str | None],
+        per_second: Mapping[str, float] | None = None,
+    ) -> None:
         """Fold a block of time steps in.
 
         Parameters
@@ -142,13 +147,20 @@ class MonthAccumulator:
             ``(nt, ny, nx)`` arrays by ARCO-ERA5 variable name, all the same time steps.
         units
             The units attribute of each input (conversions such as degC -> K apply).
+        per_second
+            For accumulated inputs, the factor from a value to a rate per second (the
+            inverse of the period the source's values sum over).
         """
         flat = {k: np.ascontiguousarray(v).reshape(v.shape[0], -1) for k, v in inputs.items()}
         for d in self.drivers:
             if not all(v in flat for v in d.inputs):
                 continue
             xs = [flat[v] for v in d.inputs]
-            ab = [_affine(v, units.get(v)) for v in d.inputs]
+            ab = []
+            for v in d.inputs:
+                a, b = _affine(v, units.get(v))
+                rate = per_second_of(v, per_second)
+                ab.append((a * rate, b * rate))
             acc = self.sums[d.name]
             if d.kernel == "mean":
                 a, b = ab[0][0] * d.scale, ab[0][1] * d.scale
@@ -202,6 +214,7 @@ def accumulate(
     drivers: Sequence[Driver],
     shape: tuple[int, int],
     *,
+    per_second: Mapping[str, float] | None = None,
     max_block_bytes: int = 256 * 2**20,
 ) -> MonthAccumulator:
     """Read the given index ranges variable group by variable group and fold them in.
@@ -216,6 +229,8 @@ def accumulate(
         Drivers to accumulate.
     shape
         Source grid shape.
+    per_second
+        For accumulated inputs, the factor from a value to a rate per second.
     max_block_bytes
         Memory bound: a block of one variable group holds at most this many bytes.
     """
@@ -239,5 +254,5 @@ def accumulate(
             for v in group:
                 vlo, vhi = ranges[v]
                 block[v], units[v] = read(v, vlo + offset, min(vlo + offset + (stop - start), vhi))
-            acc.add(block, units)
+            acc.add(block, units, per_second)
     return acc

@@ -17,8 +17,6 @@ import xarray as xr
 
 from carbonsink.errors import ConfigError, SourceError
 
-#: Seconds in the accumulation period of ERA5's hourly accumulated fields.
-SECONDS_PER_HOUR = 3600.0
 #: Density of liquid water, kg m-3 (converts metres of water to kg m-2).
 WATER_DENSITY = 1000.0
 
@@ -37,7 +35,10 @@ class SourceVariable:
     units
         Units in ARCO-ERA5, in ECMWF notation where that is what the store says.
     accumulated
-        Whether the value is an accumulation over the hour ending at the time stamp.
+        Whether the value is an accumulation (a sum over a period: the hour ending at the
+        stamp in hourly ERA5, a mean daily sum in its monthly means). The source says over
+        what period (:attr:`carbonsink.sources.base.TimeSemantics.accumulation`); the
+        drivers use it as a rate per second.
     aliases
         Other names used for it: GRIB short name, CDS NetCDF names.
     param_ids
@@ -220,7 +221,8 @@ class Driver:
         reference definition, in xarray.
     kernel, scale
         The same computation for the fused aggregation of :mod:`carbonsink.aggregate`:
-        ``mean`` of ``scale`` times the input, or a derived quantity.
+        ``mean`` of ``scale`` times the input (an accumulated input as a rate per second),
+        or a derived quantity.
     """
 
     name: str
@@ -285,9 +287,9 @@ DRIVERS: dict[str, Driver] = {
             "precipitation_flux",
             "all",
             (0.0, 5e-3),
-            # m of water per hour -> kg m-2 s-1
-            _rate(WATER_DENSITY / SECONDS_PER_HOUR),
-            scale=WATER_DENSITY / SECONDS_PER_HOUR,
+            # m of water per second -> kg m-2 s-1
+            _rate(WATER_DENSITY),
+            scale=WATER_DENSITY,
         ),
         Driver(
             "rsds",
@@ -297,9 +299,9 @@ DRIVERS: dict[str, Driver] = {
             "surface_downwelling_shortwave_flux_in_air",
             "all",
             (0.0, 500.0),
-            # J m-2 per hour -> W m-2
-            _rate(1.0 / SECONDS_PER_HOUR),
-            scale=1.0 / SECONDS_PER_HOUR,
+            # J m-2 per second is W m-2
+            _rate(1.0),
+            scale=1.0,
         ),
         Driver(
             "swvl1",
@@ -445,12 +447,39 @@ def required_variables(drivers: Iterable[Driver]) -> list[str]:
     return list(seen)
 
 
-def compute_driver(driver: Driver, inputs: Mapping[str, xr.DataArray]) -> xr.DataArray:
-    """Apply unit conversion and derivation to the (hourly) inputs of one driver."""
+def per_second_of(name: str, per_second: Mapping[str, float] | None) -> float:
+    """The factor from values of source variable ``name`` to rates per second.
+
+    1 for a variable that is not accumulated; for an accumulated one, what the source said
+    (the inverse of its accumulation period). There is no default: reading a monthly mean
+    daily sum as an hourly one overstates it 24-fold.
+    """
+    if not SOURCE_VARIABLES[name].accumulated:
+        return 1.0
+    if per_second is None or name not in per_second:
+        raise ValueError(
+            f"{name} is accumulated: pass its factor to a rate per second (1/3600 for "
+            "ERA5's hourly sums), from the source's time semantics"
+        )
+    return float(per_second[name])
+
+
+def compute_driver(
+    driver: Driver,
+    inputs: Mapping[str, xr.DataArray],
+    per_second: Mapping[str, float] | None = None,
+) -> xr.DataArray:
+    """Apply unit conversion and derivation to the (hourly) inputs of one driver.
+
+    ``per_second`` gives, for accumulated inputs, the factor from a value to a rate per
+    second (:func:`per_second_of`).
+    """
     args = []
     for name in driver.inputs:
         spec = SOURCE_VARIABLES[name]
-        args.append(to_expected_units(inputs[name], spec.units, variable=name))
+        x = to_expected_units(inputs[name], spec.units, variable=name)
+        rate = per_second_of(name, per_second)
+        args.append(x if rate == 1.0 else x * rate)
     out = driver.compute(*args)
     out.attrs = driver.attrs()
     out.name = driver.name

@@ -39,11 +39,30 @@ PART_BYTES = 4 * 2**30
 
 
 class SourceReader:
-    """Reads index ranges of the selected source variables (picklable, for workers)."""
+    """Reads index ranges of the selected source variables (picklable, for workers).
 
-    def __init__(self, variables: dict[str, xr.DataArray], url: str = "the source") -> None:
+    ``per_second`` holds, for accumulated variables, the factor from a value to a rate per
+    second (the selection's time semantics), which the aggregation applies.
+    """
+
+    def __init__(
+        self,
+        variables: dict[str, xr.DataArray],
+        url: str = "the source",
+        per_second: dict[str, float] | None = None,
+    ) -> None:
         self.variables = variables
         self.url = url
+        self.per_second = dict(per_second or {})
+
+    @classmethod
+    def of(cls, selection: SourceSelection) -> SourceReader:
+        """The reader of a selection's variables."""
+        return cls(
+            dict(selection.variables),
+            selection.attrs.get("source_url", "the source"),
+            selection.per_second,
+        )
 
     def __call__(self, name: str, start: int, stop: int) -> tuple[np.ndarray, str | None]:
         """Steps ``start``..``stop`` of variable ``name`` and its units attribute.
@@ -78,7 +97,7 @@ def accumulate_part(
     shape: tuple[int, int],
 ) -> MonthAccumulator:
     """Aggregate one part of a month (a task of its own)."""
-    return accumulate(reader, ranges, drivers, shape)
+    return accumulate(reader, ranges, drivers, shape, per_second=reader.per_second)
 
 
 def finalize_month(
@@ -213,10 +232,7 @@ def monthly_means(
     lat = selection.latitude
     lon = selection.longitude
     shape = (lat.size, lon.size)
-    reader = dask.delayed(
-        SourceReader(dict(selection.variables), selection.attrs.get("source_url", "the source")),
-        pure=True,
-    )
+    reader = dask.delayed(SourceReader.of(selection), pure=True)
     land = dask.delayed(lsm, pure=True) if lsm is not None else None
     months = selection.window.months
     blocks = []

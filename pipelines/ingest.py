@@ -244,12 +244,7 @@ def run_ingest(settings: Settings, client: Client) -> IngestReport:
         months = list(window.months)
         session = repo.writable_session(branch)
         fork = session.fork()
-        reader = client.scatter(
-            SourceReader(
-                dict(selection.variables), selection.attrs.get("source_url", "the source")
-            ),
-            broadcast=True,
-        )
+        reader = client.scatter(SourceReader.of(selection), broadcast=True)
         land_f = client.scatter(None if lsm is None else np.asarray(lsm), broadcast=True)
         regridder_f = client.scatter(regridder, broadcast=True)
         shape = (selection.latitude.size, selection.longitude.size)

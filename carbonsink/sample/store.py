@@ -30,7 +30,7 @@ from carbonsink.errors import ConfigError
 from carbonsink.grid import point_grid_bounds
 from carbonsink.landmask import land_fraction
 from carbonsink.sample.climate import SAMPLE_VARIABLES, SampleClimate, StepKind
-from carbonsink.sources.arco import zarr_store
+from carbonsink.sources.arco import SAMPLE_ATTR, zarr_store
 from carbonsink.storage import StorageOptions, parse_location
 from carbonsink.timeutil import MonthWindow
 
@@ -161,7 +161,7 @@ class SampleSpec:
             "valid_time_stop_era5t": str(stop_era5t.date()),
             "last_updated": f"{updated} +00:00".replace(" +00:00", "+00:00"),
             "title": "carbonsink synthetic ERA5-like sample (not ERA5 data)",
-            "carbonsink_sample": (
+            SAMPLE_ATTR: (
                 f"seed={self.seed} step={self.step} resolution={self.resolution} "
                 f"window={self.window}"
             ),
@@ -199,6 +199,7 @@ def _var_attrs(name: str, spec: SampleSpec) -> dict[str, Any]:
         attrs["cell_methods"] = "time: mean"
         if src.accumulated:
             attrs["comment"] = "mean of hourly accumulations over the period starting at the stamp"
+            attrs["accumulation_period_hours"] = 1
     return attrs
 
 

@@ -18,15 +18,20 @@ import zarr
 import zarr.storage
 
 from carbonsink.errors import SourceError, SourceUnreachableError, brief
-from carbonsink.sources.base import SourceSelection
+from carbonsink.sources.base import SourceSelection, TimeSemantics
 from carbonsink.sources.common import (
+    Step,
     ValidRange,
     axis_range,
     select_window,
     valid_range_from_attrs,
+    zarr_semantics,
 )
 from carbonsink.storage import Location, StorageOptions, fsspec_options, parse_location
 from carbonsink.timeutil import MonthWindow
+
+#: Root attribute of carbonsink's generated sample stores (``carbonsink sample-data``).
+SAMPLE_ATTR = "carbonsink_sample"
 
 # Short timeouts and few retries: a wrong endpoint should fail in seconds, not minutes.
 _S3_CONFIG: dict[str, Any] = {
@@ -118,10 +123,26 @@ class ArcoEra5Source:
         """The range of real data: the ``valid_time_*`` attributes, else the time axis."""
         return self.valid_range or axis_range(self.dataset["time"].values, url=self.url)
 
+    @property
+    def synthetic(self) -> bool:
+        """Whether the store is carbonsink's generated sample data, not ERA5."""
+        return SAMPLE_ATTR in self.dataset.attrs
+
     def select(self, variables: list[str], window: MonthWindow) -> SourceSelection:
         """Validate and lazily select ``variables`` for the months of ``window``."""
-        sel = select_window(self.dataset, variables, window, url=self.url, valid=self.valid_range)
+        sample = self.synthetic
+
+        def rule(name: str, da: xr.DataArray, step: Step) -> TimeSemantics:
+            return zarr_semantics(name, da, step, url=self.url, sample=sample)
+
+        sel = select_window(
+            self.dataset, variables, window, url=self.url, valid=self.valid_range, semantics=rule
+        )
         for key in ("valid_time_stop", "valid_time_stop_era5t", "last_updated"):
             if key in self.dataset.attrs:
                 sel.attrs[f"source_{key}"] = str(self.dataset.attrs[key])
+        sel.attrs["source_product"] = (
+            "carbonsink synthetic sample data (not ERA5)" if sample else "ARCO-ERA5-layout Zarr"
+        )
+        sel.attrs["source_synthetic"] = "true" if sample else "false"
         return sel

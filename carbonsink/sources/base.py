@@ -24,12 +24,12 @@ from carbonsink.timeutil import MonthWindow
 if TYPE_CHECKING:
     from carbonsink.sources.common import ValidRange
 
-TimeKind = Literal["instant", "accumulated", "period_mean"]
+TimeKind = Literal["instant", "accumulated", "period_mean", "hour_of_day_mean"]
 
 
 @dataclass(frozen=True)
 class TimeSemantics:
-    """How to read the time stamps of one variable.
+    """How to read the time stamps of one variable, and what its accumulations sum over.
 
     Attributes
     ----------
@@ -37,12 +37,19 @@ class TimeSemantics:
         ``instant``: the value at the stamp. ``accumulated``: an accumulation over the
         ``step`` *ending* at the stamp (ERA5's hourly ``tp``, ``ssrd``). ``period_mean``:
         a mean over the ``step`` *starting* at the stamp (daily or monthly means).
+        ``hour_of_day_mean``: a mean over the month of the stamp's hour of day (ERA5's
+        monthly means by hour of day: 24 stamps on the 1st, 00:00..23:00, ``step`` apart).
     step
-        The time step of the store.
+        The time step of the store (of the hours of day, for ``hour_of_day_mean``).
+    accumulation
+        For an accumulated quantity (ERA5's ``tp``, ``ssrd``, whatever the product), the
+        period each value sums over: one hour in hourly data, one day in ERA5's monthly
+        means (mean daily sums). ``None`` for a quantity that is not accumulated.
     """
 
     kind: TimeKind
     step: pd.Timedelta | pd.offsets.BaseOffset
+    accumulation: pd.Timedelta | None = None
 
     def interval_midpoints(self, stamps: np.ndarray) -> pd.DatetimeIndex:
         """Middle of the interval each stamp stands for; it decides the month it belongs to."""
@@ -51,7 +58,15 @@ class TimeSemantics:
             return t
         if self.kind == "period_mean":
             return t + ((t + self.step) - t) / 2
+        if self.kind == "hour_of_day_mean":
+            start = t.to_period("M").to_timestamp(how="start")
+            return start + ((start + pd.offsets.MonthBegin()) - start) / 2
         return t - (t - (t - self.step)) / 2
+
+    @property
+    def per_second(self) -> float:
+        """Factor from a value to a rate per second (1 for what is not accumulated)."""
+        return 1.0 if self.accumulation is None else 1.0 / self.accumulation.total_seconds()
 
 
 @dataclass
@@ -72,7 +87,8 @@ class SourceSelection:
     land_sea_mask
         ERA5's land-sea mask on the source grid (2-D), if the source has one.
     attrs
-        Provenance: URL, valid range, store attributes.
+        Provenance: URL, valid range, the ERA5 product, store attributes; ``source_synthetic``
+        is ``"true"`` for carbonsink's generated sample data.
     """
 
     variables: dict[str, xr.DataArray]
@@ -81,6 +97,11 @@ class SourceSelection:
     era5t_months: list[pd.Period] = field(default_factory=list)
     land_sea_mask: xr.DataArray | None = None
     attrs: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def per_second(self) -> dict[str, float]:
+        """Per variable, the factor from a value to a rate per second (1 if not accumulated)."""
+        return {name: sem.per_second for name, sem in self.semantics.items()}
 
     @property
     def latitude(self) -> np.ndarray:

@@ -6,7 +6,7 @@ the coordinates and the time axis and cuts out the complete months of a window, 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -16,10 +16,14 @@ import xarray as xr
 from carbonsink.drivers import LAND_SEA_MASK, SOURCE_VARIABLES
 from carbonsink.errors import SourceError
 from carbonsink.sources.base import SourceSelection, TimeSemantics
-from carbonsink.timeutil import MonthWindow
+from carbonsink.timeutil import MonthWindow, month_starts
 
 #: Accumulation period of ERA5 single-level accumulations in ARCO and CDS hourly data.
 ERA5_ACCUMULATION = pd.Timedelta(hours=1)
+
+Step = pd.Timedelta | pd.offsets.BaseOffset
+#: How a reader decides a variable's time semantics: ``rule(name, data, store_step)``.
+SemanticsRule = Callable[[str, xr.DataArray, Step], TimeSemantics]
 
 
 @dataclass(frozen=True)
@@ -64,8 +68,11 @@ def valid_range_from_attrs(attrs: dict, *, url: str) -> ValidRange | None:
     return ValidRange(start.normalize(), stop.normalize() + one_day, stop_t.normalize() + one_day)
 
 
-def axis_range(times: np.ndarray, *, url: str) -> ValidRange:
+def axis_range(times: np.ndarray, *, url: str, monthly: bool = False) -> ValidRange:
     """The range a time axis spans, for a source without ``valid_time_*`` attributes.
+
+    ``monthly``: every stamp stands for its whole month (monthly means, also by hour of
+    day), so the range ends with the last stamp's month.
 
     Raises
     ------
@@ -76,8 +83,12 @@ def axis_range(times: np.ndarray, *, url: str) -> ValidRange:
     good = tvals[~np.isnat(tvals)]
     if good.size == 0:
         raise SourceError(f"source {url} has an empty time axis; ingest a store with data")
-    # The last stamp opens one more step of data (an hour, or a month of monthly means).
-    end = pd.Timestamp(good.max()) + detect_step(np.sort(good)[-2000:], url=url)
+    last = pd.Timestamp(good.max())
+    if monthly:
+        end = (last.to_period("M") + 1).start_time
+    else:
+        # The last stamp opens one more step of data (an hour, or a month of monthly means).
+        end = last + detect_step(np.sort(good)[-2000:], url=url)
     return ValidRange(pd.Timestamp(good.min()), end, end)
 
 
@@ -182,21 +193,47 @@ def detect_step(times: np.ndarray, *, url: str) -> pd.Timedelta | pd.offsets.Bas
     return pd.Timedelta(seconds=int(np.median(diffs)))
 
 
-def semantics_for(
-    name: str, da: xr.DataArray, step: pd.Timedelta | pd.offsets.BaseOffset
+def zarr_semantics(
+    name: str, da: xr.DataArray, step: Step, *, url: str, sample: bool = False
 ) -> TimeSemantics:
-    """Decide how the stamps of one variable are read.
+    """How the stamps of one variable of a Zarr store are read (ARCO-ERA5's conventions).
 
     A ``cell_methods`` attribute with ``time: mean`` marks means over the step starting at
-    the stamp (daily or monthly means); ERA5's accumulations (``tp``, ``ssrd``) cover the
-    hour ending at the stamp; everything else is instantaneous.
+    the stamp (daily or monthly means); ERA5's accumulations (``tp``, ``ssrd``) otherwise
+    sum over the hour ending at the stamp (ARCO-ERA5 is hourly); everything else is
+    instantaneous. An ``accumulation_period_hours`` attribute says what an accumulation
+    sums over; means of accumulations must say it, because ERA5's monthly means hold daily
+    sums and means of hourly data hourly ones. carbonsink's ``sample`` stores hold means
+    of hourly sums.
+
+    Raises
+    ------
+    SourceError
+        Means of an accumulated variable that do not say what it sums over.
     """
-    if "time: mean" in str(da.attrs.get("cell_methods", "")):
-        return TimeSemantics("period_mean", step)
     spec = SOURCE_VARIABLES.get(name)
-    if spec is not None and spec.accumulated:
-        hours = float(da.attrs.get("accumulation_period_hours", 1))
-        return TimeSemantics("accumulated", pd.Timedelta(hours=hours))
+    accumulated = spec is not None and spec.accumulated
+    declared = da.attrs.get("accumulation_period_hours")
+    try:
+        period = pd.Timedelta(hours=float(declared)) if declared is not None else None
+    except (TypeError, ValueError):
+        raise SourceError(
+            f"{name} of {url} has accumulation_period_hours={declared!r}; it must be a number "
+            "of hours (1 for ERA5's hourly sums, 24 for its monthly means' daily sums)"
+        ) from None
+    if "time: mean" in str(da.attrs.get("cell_methods", "")):
+        if accumulated and period is None:
+            if not sample:
+                raise SourceError(
+                    f"{name} of {url} holds means of an accumulation without saying what it "
+                    "sums over: set its accumulation_period_hours attribute (24 for ERA5's "
+                    "monthly means, 1 for means of hourly sums)"
+                )
+            period = ERA5_ACCUMULATION
+        return TimeSemantics("period_mean", step, period if accumulated else None)
+    if accumulated:
+        period = period or ERA5_ACCUMULATION
+        return TimeSemantics("accumulated", period, period)
     return TimeSemantics("instant", step)
 
 
@@ -207,6 +244,12 @@ def _expected_stamps(
     window: MonthWindow,
 ) -> pd.DatetimeIndex:
     """Stamps a complete window must contain for a variable of these semantics."""
+    if sem.kind == "hour_of_day_mean":
+        hours = pd.Timedelta(days=1) // pd.Timedelta(sem.step)
+        starts = pd.DatetimeIndex(month_starts(window.months))
+        return pd.DatetimeIndex(
+            sorted(s + k * pd.Timedelta(sem.step) for s in starts for k in range(hours))
+        )
     lo = window.first_instant - pd.Timedelta(days=2)
     hi = window.end_instant + pd.Timedelta(days=2)
     if isinstance(store_step, pd.offsets.BaseOffset):
@@ -228,6 +271,7 @@ def select_window(
     *,
     url: str,
     valid: ValidRange | None,
+    semantics: SemanticsRule | None = None,
 ) -> SourceSelection:
     """Validate ``ds`` and cut out ``variables`` for the complete months of ``window``.
 
@@ -243,7 +287,10 @@ def select_window(
         For messages.
     valid
         Range holding real data; ``None`` means the whole time axis.
+    semantics
+        How each variable's stamps are read (default: :func:`zarr_semantics`).
     """
+    rule = semantics or (lambda name, da, step: zarr_semantics(name, da, step, url=url))
     missing = [v for v in variables if v not in ds.data_vars]
     if missing:
         names = sorted(map(str, ds.data_vars))
@@ -313,7 +360,7 @@ def select_window(
                     f"{da.sizes[dim]}; carbonsink reads single-level fields"
                 )
         da = da.squeeze(extra, drop=True).transpose("time", "latitude", "longitude")
-        sem = semantics_for(name, da, step)
+        sem = rule(name, da, step)
         expected = _expected_stamps(sem, step, phase, window)
         labels = sem.interval_midpoints(local).to_period("M")
         keep = np.nonzero((labels >= window.start) & (labels <= window.end))[0]

@@ -34,6 +34,9 @@ def _inputs(rng, nt, shape, nan_sst=True):
     return {k: v.astype(np.float32) for k, v in x.items()}
 
 
+#: ERA5's hourly sums.
+PER_SECOND = {"total_precipitation": 1 / 3600}
+
 DRIVER_SET = [
     DRIVERS[n]
     for n in ("t2m", "d2m", "pr", "u10", "sst", "vpd", "wind_speed", "wind_speed_squared")
@@ -52,15 +55,17 @@ def test_kernels_match_xarray_definitions(seed, nt, block):
         return inputs[name][a:b], UNITS[name]
 
     acc = accumulate(
-        read, {v: (0, nt) for v in inputs}, DRIVER_SET, shape, max_block_bytes=block * step
-    )
+        read, {v: (0, nt) for v in inputs}, DRIVER_SET, shape, per_second=PER_SECOND,
+        max_block_bytes=block * step,
+    )  # fmt: skip
     means = acc.means()
     for i, d in enumerate(DRIVER_SET):
         das = {
             v: xr.DataArray(inputs[v], dims=("time", "y", "x"), attrs={"units": UNITS[v]})
             for v in d.inputs
         }
-        ref = compute_driver(d, das).astype("f8").mean("time", skipna=d.nan_allowed).values
+        ref = compute_driver(d, das, PER_SECOND).astype("f8").mean("time", skipna=d.nan_allowed)
+        ref = ref.values
         # VPD is computed in float32: es(T) - es(Td) cancels to ~1e-6 of es (~0.01 Pa).
         atol = 1e-2 if d.kernel == "vpd" else 1e-9
         np.testing.assert_allclose(means[i], ref, rtol=2e-5, atol=atol, equal_nan=True)
@@ -73,9 +78,12 @@ def test_parts_merge_to_the_whole():
     def read(name, a, b):
         return inputs[name][a:b], UNITS[name]
 
-    whole = accumulate(read, {v: (0, 20) for v in inputs}, DRIVER_SET, (4, 6)).means()
-    p1 = accumulate(read, {v: (0, 7) for v in inputs}, DRIVER_SET, (4, 6))
-    p2 = accumulate(read, {v: (7, 20) for v in inputs}, DRIVER_SET, (4, 6))
+    def part(a: int, b: int):
+        return accumulate(read, {v: (a, b) for v in inputs}, DRIVER_SET, (4, 6),
+                          per_second=PER_SECOND)  # fmt: skip
+
+    whole = part(0, 20).means()
+    p1, p2 = part(0, 7), part(7, 20)
     np.testing.assert_allclose(p1.merge(p2).means(), whole, rtol=1e-12, equal_nan=True)
 
 

@@ -29,15 +29,32 @@ def test_vpd_zero_when_saturated_and_positive_otherwise():
     assert v[0] == 0 and 1500 < v[1] < 2000
 
 
+HOURLY = {"total_precipitation": 1 / 3600, "surface_solar_radiation_downwards": 1 / 3600}
+
+
 def test_accumulations_become_rates():
     tp = xr.DataArray(np.array([0.0036]), attrs={"units": "m"})  # 3.6 mm in an hour
-    pr = compute_driver(DRIVERS["pr"], {"total_precipitation": tp})
+    pr = compute_driver(DRIVERS["pr"], {"total_precipitation": tp}, HOURLY)
     assert pr.values[0] == pytest.approx(1e-3)  # kg m-2 s-1
     assert pr.attrs["units"] == "kg m-2 s-1" and pr.attrs["standard_name"] == "precipitation_flux"
     ssrd = xr.DataArray(np.array([3.6e6]), attrs={"units": "J m**-2"})
-    assert compute_driver(DRIVERS["rsds"], {"surface_solar_radiation_downwards": ssrd}).values[
-        0
-    ] == pytest.approx(1000.0)
+    rsds = compute_driver(DRIVERS["rsds"], {"surface_solar_radiation_downwards": ssrd}, HOURLY)
+    assert rsds.values[0] == pytest.approx(1000.0)
+
+
+def test_daily_sums_become_the_same_rates():
+    """ERA5's monthly means store mean daily sums: 86.4 mm a day is 1 kg m-2 s-1 / 1000."""
+    tp = xr.DataArray(np.array([0.0864]), attrs={"units": "m"})
+    pr = compute_driver(
+        DRIVERS["pr"], {"total_precipitation": tp}, {"total_precipitation": 1 / 86400}
+    )
+    assert pr.values[0] == pytest.approx(1e-3)
+
+
+def test_an_accumulation_without_its_period_is_an_error():
+    tp = xr.DataArray(np.array([0.0036]), attrs={"units": "m"})
+    with pytest.raises(ValueError, match="total_precipitation is accumulated"):
+        compute_driver(DRIVERS["pr"], {"total_precipitation": tp})
 
 
 def test_unit_spellings_and_conversions():
