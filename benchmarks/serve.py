@@ -69,6 +69,7 @@ def main() -> None:
     import ray
     from ray import serve
 
+    from cluster.ray import start_local
     from cluster.serve_app import APP_NAME, Routes, build_app, plan_deployments, wait_ready
     from pipelines.infer import run_infer
 
@@ -93,7 +94,7 @@ def main() -> None:
     mapper_members = mapper.members
     del mapper
 
-    ray.init(include_dashboard=False, _node_ip_address="127.0.0.1")
+    start_local(None)
     layouts = {}
     try:
         serve.start(http_options={"host": "127.0.0.1", "port": 0})

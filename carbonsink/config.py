@@ -9,6 +9,8 @@ unchanged on a laptop, in a Kubernetes Job (ConfigMap + env) or as a RayJob entr
 from __future__ import annotations
 
 import os
+import re
+from collections.abc import Mapping
 from contextvars import ContextVar
 from pathlib import Path
 from typing import Any
@@ -18,6 +20,7 @@ from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
+    SettingsError,
     YamlConfigSettingsSource,
 )
 
@@ -384,6 +387,41 @@ def _describe(err: ValidationError) -> str:
     )
 
 
+#: ``CARBONSINK_*`` variables that are not settings but are read by carbonsink.
+OTHER_VARIABLES = frozenset(
+    {
+        "CARBONSINK_CONFIG",  # the YAML file
+        "CARBONSINK_DEBUG",  # tracebacks instead of one-line errors
+        "CARBONSINK_PROGRESS",  # progress bars on or off
+        "CARBONSINK_CACHE_DIR",  # the land mask's cache
+        "CARBONSINK_OUT",  # carbonsink run --out
+        "CARBONSINK_COMPACT_KEEP_DAYS",  # carbonsink compact --keep-days
+    }
+)
+
+
+def unknown_variables(environ: Mapping[str, str] | None = None) -> list[str]:
+    """``CARBONSINK_*`` variables of the environment that no setting reads (typos, say).
+
+    pydantic-settings ignores them; a user who set ``CARBONSINK_SERVE__REPLICA=3`` should
+    hear that it did nothing.
+    """
+    env = os.environ if environ is None else environ
+    out = []
+    for key in sorted(k for k in env if k.upper().startswith("CARBONSINK_")):
+        if key.upper() in OTHER_VARIABLES:
+            continue
+        path = key[len("CARBONSINK_") :].lower().split("__")
+        model: Any = Settings
+        for part in path:
+            fields = getattr(model, "model_fields", None)
+            if fields is None or part not in fields:
+                out.append(key)
+                break
+            model = fields[part].annotation
+    return out
+
+
 def load_settings(config: str | os.PathLike[str] | None = None, **overrides: Any) -> Settings:
     """Build the settings from every layer.
 
@@ -412,8 +450,17 @@ def load_settings(config: str | os.PathLike[str] | None = None, **overrides: Any
         raise ConfigError(_describe(err)) from None
     except ConfigError:
         raise
+    except SettingsError as exc:  # a section given whole as one variable, not valid JSON
+        m = re.search(r"field \W?(\w+)\W? from source \W?EnvSettingsSource", str(exc))
+        if m:
+            var = f"CARBONSINK_{m.group(1).upper()}"
+            raise ConfigError(
+                f"environment variable {var} is not a JSON object of {m.group(1)} settings; "
+                f"set its fields one by one ({var}__<FIELD>=...) or unset it"
+            ) from exc
+        raise ConfigError(f"cannot read settings ({brief(exc)}); fix the config file") from exc
     except Exception as exc:  # YAML syntax errors and the like
-        raise ConfigError(f"cannot read settings ({brief(exc)}); fix the config file") from None
+        raise ConfigError(f"cannot read settings ({brief(exc)}); fix the config file") from exc
     finally:
         _config_file.reset(token)
 

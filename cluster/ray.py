@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -32,6 +34,35 @@ def ray_address(settings: RaySettings) -> str | None:
     return settings.address or None
 
 
+def start_local(num_cpus: int | None) -> None:
+    """Start a local Ray whose every process listens on 127.0.0.1 only.
+
+    A local Ray has no authentication (its token mode is for shared clusters), so nothing
+    of it may be reachable from another host. ``ray.init(_node_ip_address="127.0.0.1")`` is
+    not enough: Ray replaces a loopback node address by the host's outward one, and its
+    GCS, raylet, agents and workers then listen on that and on all interfaces. Ray keeps
+    the loopback address where it does not expect a multi-host cluster (its Windows and
+    macOS default, ``RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0``); set that for the processes Ray
+    starts (through the environment) and for this one (whose constants Ray read on import).
+    ``tests/cluster/test_ray.py`` lists the listening sockets of every process started.
+    """
+    from ray._private import ray_constants
+
+    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+    os.environ[LOOPBACK_VARIABLE] = "0"
+    ray_constants.ENABLE_RAY_CLUSTER = False
+    ray.init(
+        num_cpus=num_cpus,
+        _node_ip_address="127.0.0.1",
+        include_dashboard=False,
+        logging_level=logging.WARNING,
+    )
+
+
+#: Ray's switch between a single-host (loopback) and a cluster node address.
+LOOPBACK_VARIABLE = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
+
+
 @contextmanager
 def ray_session(settings: RaySettings) -> Iterator[None]:
     """Ray, connected for the duration of a command.
@@ -52,6 +83,9 @@ def ray_session(settings: RaySettings) -> Iterator[None]:
         yield
         return
     address = ray_address(settings)
+    # ray.init makes SIGTERM exit the process at once; keep the command's own handler,
+    # which abandons the run's branch first (pipelines.cli).
+    on_sigterm = signal.getsignal(signal.SIGTERM)
     try:
         if address and address.startswith("ray://"):
             # Ray Client takes no node options; the cluster has its own dashboard and auth.
@@ -59,20 +93,16 @@ def ray_session(settings: RaySettings) -> Iterator[None]:
         elif address:
             ray.init(address=address, include_dashboard=False, logging_level=logging.WARNING)
         else:
-            # Ray's token authentication is for shared clusters; a local instance needs none.
-            os.environ.setdefault("RAY_AUTH_MODE", "disabled")
-            ray.init(
-                num_cpus=settings.num_cpus,
-                _node_ip_address="127.0.0.1",
-                include_dashboard=False,
-                logging_level=logging.WARNING,
-            )
+            start_local(settings.num_cpus)
     except (ConnectionError, RuntimeError, ValueError) as exc:
         raise ConfigError(
             f"cannot start or reach Ray at {address or 'a local instance'} "
             f"({str(exc).splitlines()[0][:120]}); check --ray-address (or ray.kuberay_cluster) "
             "or leave it out"
-        ) from None
+        ) from exc
+    finally:
+        if threading.current_thread() is threading.main_thread() and on_sigterm is not None:
+            signal.signal(signal.SIGTERM, on_sigterm)
     try:
         yield
     finally:

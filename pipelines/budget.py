@@ -8,9 +8,12 @@
 3. GATM from NOAA, EFOS and ELUC from the release (extended past it by the stated rule or
    a user series), BIM as the residual; 1-sigma uncertainties in quadrature, the sinks'
    including the ensemble spread of the adjusted members.
-4. Tables (``budget``, ``sinks_*``, ``regions_*``) in the lake's ``budget`` store,
-   on the run's branch, published by compare-and-swap with a tag; then exported as Parquet
-   and CSV (with the provenance as JSON) under ``<lake>/exports/budget-<run>/``.
+4. Tables (``budget``, ``budget_12m``, ``sinks_*``, ``regions_*``) in the lake's ``budget``
+   store, on the run's branch, published by compare-and-swap with a tag; then exported as
+   Parquet and CSV (with the provenance as JSON) under ``<lake>/exports/budget-<run>/``.
+   Every table says its unit and what its drivers rest on (ERA5, or carbonsink's synthetic
+   sample data) in columns, and which of its numbers are adjusted
+   (:mod:`carbonsink.budget.tables`).
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ from carbonsink.budget.core import (
     reference_sink,
 )
 from carbonsink.budget.regions import BANDS, REGIONS, RegionIndex
+from carbonsink.budget.tables import GTC_PER_MONTH, GTC_PER_YEAR, member_sinks, regional
 from carbonsink.budget.totals import SINKS, annual_totals, monthly_totals
 from carbonsink.budget.trailing import (
     LENGTH,
@@ -45,6 +49,8 @@ from carbonsink.budget.trailing import (
 from carbonsink.config import BudgetSettings, Settings
 from carbonsink.errors import ConfigError, LakeError
 from carbonsink.lake.features_store import (
+    DataOrigin,
+    data_origin,
     open_published_features,
     read_attrs,
     read_static,
@@ -122,6 +128,7 @@ class SinkMap:
     months: list[pd.Period]
     snapshot: str
     variant: str
+    origin: DataOrigin
 
     @cached_property
     def regional(self) -> pd.DataFrame:
@@ -168,7 +175,7 @@ def open_sinkmap(lake: Lake) -> SinkMap:
     variant = str(zarr.open_group(store, path=names[0], mode="r").attrs.get("variant", ""))
     return SinkMap(
         store, layout, read_static(features.store, "cell_area"), names, months,
-        repo.lookup_branch("main"), variant,
+        repo.lookup_branch("main"), variant, data_origin(features.store, months),
     )  # fmt: skip
 
 
@@ -198,9 +205,9 @@ def regional_tables(
 ) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, Any]]:
     """Regional sums of the ensemble median: monthly and annual, with anomalies.
 
-    Columns are ``<region>|<sink>`` (GtC per month / per year, unadjusted) and
-    ``<region>|<sink>|anomaly`` against the baseline years the map covers (monthly anomalies
-    against the calendar month's mean).
+    Long tables (:func:`carbonsink.budget.tables.regional`): totals in GtC per month / per
+    year, unadjusted, and anomalies against the baseline years the map covers (monthly
+    anomalies against the calendar month's mean).
     """
     monthly = sinkmap.regional
     keep = [(r.name, s) for r in REGIONS for s in r.sinks]
@@ -220,21 +227,12 @@ def regional_tables(
     in_base = (index.year >= lo) & (index.year <= hi)
     clim = monthly[in_base].groupby(months[in_base]).mean()
     monthly_anom = monthly - clim.loc[months].to_numpy()
-
-    def flat(values: pd.DataFrame, anomalies: pd.DataFrame) -> pd.DataFrame:
-        a = values.copy()
-        a.columns = _joined(values.columns)
-        b = anomalies.copy()
-        b.columns = [f"{c}|anomaly" for c in _joined(anomalies.columns)]
-        return pd.concat([a, b], axis=1)
-
     info = {"anomaly_baseline": f"{years[0]}-{years[-1]} (asked {lo}-{hi})"}
-    return flat(monthly, monthly_anom), flat(annual, annual_anom), info
-
-
-def _joined(columns: pd.Index) -> list[str]:
-    """``a|b`` names of two-level columns."""
-    return ["|".join(str(part) for part in c) for c in columns]
+    return (
+        regional(monthly, monthly_anom, GTC_PER_MONTH),
+        regional(annual, annual_anom, GTC_PER_YEAR),
+        info,
+    )
 
 
 def trailing_budget(
@@ -366,7 +364,10 @@ def run_budget(settings: Settings) -> BudgetReport:
     trailing, trailing_lines = trailing_budget(
         monthly, offsets, member_names, release, b, user, trend
     )
+    origin = sinkmap.origin
     provenance = {
+        "data": origin.label,
+        "synthetic": origin.synthetic,
         "gcb_release": release.release,
         "reference_window": f"{window[0]}-{window[1]}",
         "statistic": f"{b.statistic} of the release's per-model values",
@@ -378,45 +379,37 @@ def run_budget(settings: Settings) -> BudgetReport:
         + "; Mauna Loa's where the global trend ends (see GATM_source)",
         "efos_eluc": f"{release.release}; after it: {b.extension}"
         + ("; user series from " + b.emissions if b.emissions else ""),
-        "sinks": "carbonsink sink map (ensemble median), adjusted as above",
+        "sinks": (
+            f"carbonsink sink map (ensemble median), adjusted to {release.release} "
+            f"({b.statistic} of its per-model values) over {window[0]}-{window[1]}"
+        ),
         "members": member_names,
         **info,
     }
-    sinks_monthly = pd.concat(
-        {name: t for name, t in monthly.items()}, axis=1
-    )  # (member, sink) columns, GtC per month, unadjusted
-    sinks_monthly.columns = _joined(sinks_monthly.columns)
-    sinks_annual = pd.concat({name: t for name, t in annual.items()}, axis=1)
-    sinks_annual.columns = _joined(sinks_annual.columns)
+    raw_annual = {name: annual_totals(t) for name, t in monthly.items()}
     regions_monthly, regions_annual, region_info = regional_tables(
         sinkmap, (b.baseline_start, b.baseline_end)
     )
-    frames = {
-        "budget": (budget, {**provenance, "units": "GtC/yr"}),
-        "regions_annual": (
-            regions_annual,
-            {**provenance, **region_info, "units": "GtC/yr, unadjusted"},
-        ),
-        "regions_monthly": (
-            regions_monthly,
-            {**provenance, **region_info, "units": "GtC per month, unadjusted"},
-        ),
-        "sinks_annual": (sinks_annual, {**provenance, "units": "GtC/yr, adjusted"}),
-        **(
-            {
-                "budget_12m": (
-                    trailing,
-                    {**provenance, "units": "GtC/yr over the 12 months to each window_end"},
-                )
-            }
-            if trailing is not None
-            else {}
-        ),
-        "sinks_monthly": (
-            sinks_monthly,
-            {**provenance, "units": "GtC per month, unadjusted (the adjustment is annual)"},
-        ),
+    adjusted_note = "SOCEAN and SLAND adjusted to the GCB over the reference window"
+    both_note = "unadjusted and adjusted (the annual offset; a twelfth of it each month)"
+    unadjusted_note = "unadjusted (the GCB gives no regional reference); anomalies are the same"
+    frames: dict[str, tuple[pd.DataFrame, dict[str, Any]]] = {
+        "budget": (budget, {"units": GTC_PER_YEAR, "values": adjusted_note}),
+        "regions_annual": (regions_annual, {**region_info, "values": unadjusted_note}),
+        "regions_monthly": (regions_monthly, {**region_info, "values": unadjusted_note}),
+        "sinks_annual": (member_sinks(raw_annual, offsets, monthly=False), {"values": both_note}),
+        "sinks_monthly": (member_sinks(monthly, offsets, monthly=True), {"values": both_note}),
     }
+    if trailing is not None:
+        frames["budget_12m"] = (
+            trailing,
+            {"units": "GtC/yr over the 12 months to each window_end", "values": adjusted_note},
+        )
+    for frame, attrs in frames.values():
+        if "unit" not in frame.columns:
+            frame["unit"] = GTC_PER_YEAR
+        frame["data"] = origin.label
+        attrs.update(provenance)
     run_id = new_run_id()
     with StoreTransaction(lake, "budget", run_id) as tx:
         session = tx.session()
@@ -440,6 +433,7 @@ def run_budget(settings: Settings) -> BudgetReport:
     )
     last = budget.iloc[-1]
     lines = [
+        *([f"data: {origin.label}"] if origin.synthetic else []),
         f"budget {noaa_years[0]}-{noaa_years[-1]} ({release.release}, reference "
         f"{window[0]}-{window[1]}, {b.statistic}); {noaa_years[-1]}: EFOS {last.EFOS:.2f} + "
         f"ELUC {last.ELUC:.2f} = GATM {last.GATM:.2f} + SOCEAN {last.SOCEAN:.2f} + SLAND "

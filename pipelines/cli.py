@@ -8,15 +8,20 @@ the file, which wins over the defaults.
 from __future__ import annotations
 
 import os
+import signal
 import sys
+import threading
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from typer.exceptions import TyperException
 
 from carbonsink import __version__
-from carbonsink.errors import CarbonsinkError, brief
+from carbonsink.errors import CarbonsinkError, Interrupted, brief, storage_problem
+
+if TYPE_CHECKING:
+    from carbonsink.config import Settings
 
 HELP = """\
 carbonsink maps last month's land and ocean CO2 sinks and closes the global carbon budget.
@@ -63,9 +68,15 @@ EndOpt = Annotated[
 ]
 
 
-def _settings(config: Path | None, **overrides: Any) -> Any:
-    from carbonsink.config import load_settings
+def _settings(config: Path | None, **overrides: Any) -> Settings:
+    from carbonsink.config import load_settings, unknown_variables
 
+    for name in unknown_variables():
+        typer.echo(
+            f"warning: {name} is not a carbonsink setting and is ignored "
+            "(docs/configuration.md lists them)",
+            err=True,
+        )
     return load_settings(config, **overrides)
 
 
@@ -775,13 +786,47 @@ def run(
         _echo(f"{label + ':':14s}{path}")
 
 
+def _stop(signum: int, _frame: object) -> None:
+    """Turn SIGINT and SIGTERM into :class:`Interrupted`, once.
+
+    The clean-up that follows (abandoning a run's branch) is not cut short by a second one.
+    """
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, signal.SIG_IGN)
+    raise Interrupted(signum)
+
+
 def main(argv: list[str] | None = None) -> None:
-    """Entry point: one-line errors and a non-zero exit code for bad input."""
+    """Entry point: one-line errors and the exit code that says what happened.
+
+    0 done; 2 bad input or a problem the user must fix (the message says which); 1 an
+    unexpected failure; 130 interrupted by SIGINT (Ctrl-C), 143 by SIGTERM (what Kubernetes
+    sends on eviction). An interrupted or refused command leaves the lake as it was.
+    """
+    previous = {}
+    if threading.current_thread() is threading.main_thread():
+        previous = {sig: signal.signal(sig, _stop) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
-        app(args=argv, standalone_mode=False)
+        _run(argv)
+    finally:  # main() called in-process (tests, notebooks) leaves the handlers as it found them
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def _run(argv: list[str] | None) -> None:
+    try:
+        code = app(args=argv, standalone_mode=False)
     except CarbonsinkError as exc:
         typer.echo(f"error: {exc}", err=True)
         sys.exit(2)
+    except (Interrupted, KeyboardInterrupt) as exc:
+        name = exc.name if isinstance(exc, Interrupted) else "SIGINT"
+        typer.echo(
+            f"interrupted by {name}: the interrupted step published nothing and its run "
+            "branch was removed; published work is kept",
+            err=True,
+        )
+        sys.exit(143 if name == "SIGTERM" else 130)
     except typer.Exit as exc:
         sys.exit(exc.exit_code)
     except typer.Abort:
@@ -793,17 +838,22 @@ def main(argv: list[str] | None = None) -> None:
         text = exc.format_message() if hasattr(exc, "format_message") else str(exc)
         typer.echo(f"error: {' '.join(text.split())} (see {cmd} --help)", err=True)
         sys.exit(2)
-    except KeyboardInterrupt:
-        typer.echo("interrupted: nothing was published by the interrupted step", err=True)
-        sys.exit(130)
     except Exception as exc:
         if os.environ.get("CARBONSINK_DEBUG"):
             raise
+        problem = storage_problem(exc, "the storage")
+        if problem is not None:  # read-only, full: a one-line cause, not "unexpected"
+            typer.echo(f"error: {problem}", err=True)
+            sys.exit(2)
         typer.echo(
             f"error: unexpected {brief(exc, 300)} (set CARBONSINK_DEBUG=1 for the traceback)",
             err=True,
         )
         sys.exit(1)
+    # typer returns 130 for a KeyboardInterrupt it caught itself (before our handler ran).
+    if code == 130:
+        typer.echo("interrupted by SIGINT: the interrupted step published nothing", err=True)
+    sys.exit(code if isinstance(code, int) else 0)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -18,6 +18,7 @@ import xarray as xr
 from carbonsink import __version__
 from carbonsink.config import Settings
 from carbonsink.errors import ConfigError, LakeError
+from carbonsink.lake.features_store import DataOrigin, data_origin
 from carbonsink.lake.flux_store import FLUXES, members, open_member
 from carbonsink.lake.lake import Lake
 from carbonsink.timeutil import MonthWindow
@@ -63,13 +64,27 @@ def window_dataset(lake: Lake, window: MonthWindow) -> xr.Dataset:
     out = xr.concat(parts, dim=xr.Variable("member", names, {"long_name": "emulated model"}))
     for c in ("lat_bounds", "lon_bounds"):
         out = out.assign_coords({c: opened[0][c]})
+    origin = _origin(lake, window)
+    title = "carbonsink sink map: land and ocean CO2 flux per emulated model"
     out.attrs = {
         "Conventions": "CF-1.10",
-        "title": "carbonsink sink map: land and ocean CO2 flux per emulated model",
+        "title": f"{title} [SYNTHETIC SAMPLE DATA]" if origin.synthetic else title,
         "source": f"carbonsink {__version__}, sinkmap snapshot {repo.lookup_branch('main')}",
         "window": str(window),
+        "carbonsink_data": origin.label,
+        "carbonsink_synthetic": int(origin.synthetic),
+        "comment": "unadjusted emulated fluxes: the budget's adjustment to the GCB is global "
+        "and annual and is not applied to maps",
     }
     return out
+
+
+def _origin(lake: Lake, window: MonthWindow) -> DataOrigin:
+    """What the window's drivers rest on (the features store's record)."""
+    repo = lake.open_repo("features")
+    if repo is None:
+        return DataOrigin(False, ())
+    return data_origin(repo.readonly_session("main").store, list(window.months))
 
 
 def run_export(settings: Settings, out: str, fmt: str) -> ExportReport:
@@ -86,18 +101,26 @@ def run_export(settings: Settings, out: str, fmt: str) -> ExportReport:
     if not (settings.start and settings.end):
         raise ConfigError("export needs a window: pass --start YYYY-MM and --end YYYY-MM")
     window = MonthWindow.parse(settings.start, settings.end)
-    ds = window_dataset(Lake(settings.lake, settings.lake_storage), window)
     local = "://" not in out or out.startswith("file://")
     path = Path(out.removeprefix("file://")) if local else None
     if path is not None and path.exists():
         raise ConfigError(f"{out} exists; choose a new path (exports never overwrite)")
+    if path is not None and not path.parent.is_dir():
+        raise ConfigError(
+            f"the folder {path.parent} of --out does not exist; create it or choose another path"
+        )
+    if fmt == "netcdf" and path is None:
+        raise ConfigError("NetCDF exports go to a local path; use --format zarr for URLs")
+    ds = window_dataset(Lake(settings.lake, settings.lake_storage), window)
     if fmt == "netcdf":
-        if path is None:
-            raise ConfigError("NetCDF exports go to a local path; use --format zarr for URLs")
+        assert path is not None
         encoding = {f: {"zlib": True, "complevel": 4} for f in FLUXES}
         tmp = path.with_name(path.name + ".partial")
-        ds.to_netcdf(tmp, engine="h5netcdf", encoding=encoding)
-        tmp.rename(path)  # a reader never sees half a file
+        try:
+            ds.to_netcdf(tmp, engine="h5netcdf", encoding=encoding)
+            tmp.rename(path)  # a reader never sees half a file
+        finally:
+            tmp.unlink(missing_ok=True)
     else:
         ds = ds.chunk({"member": 1, "time": 1, "lat": -1, "lon": -1})
         for v in ds.variables.values():

@@ -262,7 +262,11 @@ def run_ingest(settings: Settings, client: Client) -> IngestReport:
             )  # fmt: skip
         merge_forks_into(client, session, futures, f"drivers {window}")
         write_flags(session.store, layout, months, selection.era5t_months)
-        record_sources(session.store, months, str(selection.attrs["source_url"]))
+        record_sources(
+            session.store, months, str(selection.attrs["source_url"]),
+            product=selection.attrs.get("source_product", ""),
+            synthetic=selection.attrs.get("source_synthetic") == "true",
+        )  # fmt: skip
         session.commit(
             f"drivers {window}",
             metadata=snapshot_metadata(

@@ -54,6 +54,10 @@ def annual_mean_field(sinkmap: SinkMap, year: int) -> np.ndarray:
 def run_report(settings: Settings) -> ReportOutput:
     """Draw the figures and write the report of the lake's published budget.
 
+    The report goes to ``reports/budget-<run>/``, ``<run>`` being the budget's own run
+    (its tables' ``run``), so a budget and the report drawn from it pair by name; drawing
+    the report again replaces it, file by file, atomically.
+
     Raises
     ------
     LakeError
@@ -72,6 +76,10 @@ def run_report(settings: Settings) -> ReportOutput:
         if "budget_12m" in zarr.open_group(store, mode="r")
         else None
     )
+    run_id = str(provenance.get("run", "")) or new_run_id()
+    data = str(provenance.get("data", ""))
+    synthetic = bool(provenance.get("synthetic", False))
+    mark = " [SYNTHETIC SAMPLE DATA]" if synthetic else ""
     sinkmap = open_sinkmap(lake)
     newest = int(budget.index.max())
     base_label = str(rinfo.get("anomaly_baseline", "")).split(" ")[0]
@@ -89,35 +97,55 @@ def run_report(settings: Settings) -> ReportOutput:
         area_ok = np.isfinite(anomaly)
         anomaly[~area_ok] = np.nan
         figs = {}
-        figs[f"Sink anomaly map, {newest}"] = figures.anomaly_map(anomaly, newest, base_label)
+        figs[f"Sink anomaly map, {newest}"] = figures.anomaly_map(
+            anomaly, newest, base_label, mark=mark
+        )
         bar.advance(task)
         figs["The global carbon budget"] = figures.budget_bars(
-            budget, str(provenance.get("gcb_release", ""))
+            budget, str(provenance.get("gcb_release", "")), mark=mark
         )
         bar.advance(task)
         history = gatm_annual(list(annual_growth(settings.budget.noaa_site).index))["GATM"]
         figs["Atmospheric growth (GATM)"] = figures.gatm_history(history.loc[:newest], newest)
         bar.advance(task)
-        cols = [c for c in regions.columns if c.endswith("|anomaly")]
-        anomalies = pd.Series(
-            regions.loc[newest, cols].to_numpy(float),
-            index=[c.removesuffix("|anomaly") for c in cols],
+        year = regions.loc[[newest]]
+        anomalies = year[year["statistic"] == "anomaly"]
+        figs[f"Regional anomalies, {newest}"] = figures.region_bars(
+            anomalies, newest, base_label, mark=mark
         )
-        figs[f"Regional anomalies, {newest}"] = figures.region_bars(anomalies, newest, base_label)
         bar.advance(task)
     components = ["EFOS", "ELUC", "GATM", "SOCEAN", "SLAND", "BIM"]
     table = budget[components + [f"{c}_sigma" for c in components]].copy()
-    regional = regions.loc[[newest]].T
-    regional.columns = [f"{newest} (GtC/yr)"]
+    regional = (
+        year.pivot_table(index=["group", "region", "flux"], columns="statistic", values="value")
+        .reindex(columns=["total", "anomaly"])
+        .rename(columns={"total": f"{newest} total", "anomaly": f"{newest} anomaly"})
+    )
     last = budget.loc[newest]
+    offsets = provenance.get("offsets_GtC_per_yr", {}).get(ENSEMBLE_MEDIAN, {})
     headline = (
-        f"{newest}: EFOS {last.EFOS:.2f} + ELUC {last.ELUC:.2f} = GATM {last.GATM:.2f} + "
+        (f"SYNTHETIC SAMPLE DATA, NOT THE REAL WORLD: {data}. " if synthetic else "")
+        + f"{newest}: EFOS {last.EFOS:.2f} + ELUC {last.ELUC:.2f} = GATM {last.GATM:.2f} + "
         f"SOCEAN {last.SOCEAN:.2f} +- {last.SOCEAN_sigma:.2f} + SLAND {last.SLAND:.2f} +- "
         f"{last.SLAND_sigma:.2f} + BIM {last.BIM:.2f} +- {last.BIM_sigma:.2f} GtC/yr. "
         f"Sinks emulated by carbonsink and adjusted to {provenance.get('gcb_release')} over "
         f"{provenance.get('reference_window')}."
     )
-    tables = {"Budget (GtC/yr, 1 sigma)": table, "Regional sums and anomalies": regional}
+    notes = [
+        f"Drivers: {data}." if data else "",
+        "Adjusted: the budget's SOCEAN and SLAND (and the trailing 12-month budgets) are the "
+        "ensemble median's global sums shifted so that their mean over the reference window "
+        f"equals the GCB's ({provenance.get('statistic', '')}); the offsets for the median are "
+        + ", ".join(f"{k} {float(v):+.2f} GtC/yr" for k, v in offsets.items())
+        + ". Unadjusted: the regional sums and the regional map, which is why the latitude "
+        "bands do not add up to the budget's sinks (by those offsets); anomalies are the same "
+        "either way. The per-member tables (sinks_annual, sinks_monthly) hold both.",
+        f"Budget run {run_id}: its tables are under exports/budget-{run_id}/.",
+    ]
+    tables = {
+        "Budget (GtC/yr, 1 sigma; sinks adjusted)": table,
+        "Regional sums and anomalies (GtC/yr, unadjusted)": regional,
+    }
     if trailing is not None and len(trailing):
         end = trailing.index[-1]
         t = trailing.iloc[-1]
@@ -127,15 +155,16 @@ def run_report(settings: Settings) -> ReportOutput:
             f"+- {t.BIM_sigma:.2f} GtC/yr (GATM: {t.GATM_source})."
         )
         recent = trailing[components + [f"{c}_sigma" for c in components]].iloc[-12:]
-        tables["Trailing 12-month budgets, newest windows (GtC/yr, 1 sigma)"] = recent
+        tables["Trailing 12-month budgets, newest windows (GtC/yr, 1 sigma; adjusted)"] = recent
     page = render(
-        "carbonsink: land and ocean CO2 sinks and the global carbon budget",
+        "carbonsink: land and ocean CO2 sinks and the global carbon budget" + mark,
         headline,
         figs,
         tables,
         {**provenance, **{k: v for k, v in rinfo.items() if k == "anomaly_baseline"}},
+        notes=[n for n in notes if n],
+        warning=synthetic,
     )
-    run_id = new_run_id()
     prefix = f"reports/budget-{run_id}"
     names = ["anomaly_map.png", "budget.png", "gatm.png", "regions.png"]
     files = [
@@ -154,6 +183,7 @@ def budget_and_report(settings: Settings) -> list[tuple[str, str]]:
     report = run_report(settings)
     exports = {p.rsplit("/", 1)[1]: p for p in budget.exports}
     return [
+        ("data", str(budget.provenance["data"])),
         ("sink map", Lake(settings.lake, settings.lake_storage).store_location("sinkmap").url),
         ("budget", exports["budget.csv"]),
         ("regions", exports["regions_annual.csv"]),

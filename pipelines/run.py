@@ -20,7 +20,7 @@ from carbonsink.config import Settings
 from carbonsink.emulator.checkpoint import list_checkpoints
 from carbonsink.lake.lake import Lake
 from carbonsink.sample.store import SampleSpec
-from carbonsink.sources.arco import zarr_store
+from carbonsink.sources.arco import SAMPLE_ATTR, zarr_store
 from carbonsink.storage import StorageOptions, parse_location
 from carbonsink.timeutil import MonthWindow, parse_month
 from pipelines.infer import mapped_months, run_infer
@@ -43,7 +43,7 @@ def _sample_is_current(url: str, spec: SampleSpec) -> bool:
         return False
     attrs = dict(root.attrs)
     return (
-        attrs.get("carbonsink_sample") == spec.root_attrs()["carbonsink_sample"]
+        attrs.get(SAMPLE_ATTR) == spec.root_attrs()[SAMPLE_ATTR]
         and attrs.get("carbonsink_sample_complete") is True
     )
 

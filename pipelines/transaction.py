@@ -14,7 +14,7 @@ from types import TracebackType
 import icechunk
 import pandas as pd
 
-from carbonsink.errors import LakeError, brief
+from carbonsink.errors import LakeError, StorageError, brief, storage_problem
 from carbonsink.lake.lake import Lake
 from pipelines.progress import console
 
@@ -55,9 +55,17 @@ class StoreTransaction:
         self.lake_existed = self.lake.info() is not None
         repo = self.lake.open_repo(self.store) if self.lake_existed else None
         self.created = repo is None
-        self.repo = repo if repo is not None else self.lake.create_repo(self.store)
-        self.base = self.repo.lookup_branch("main")
-        self.repo.create_branch(self.branch, self.base)
+        try:
+            self.repo = repo if repo is not None else self.lake.create_repo(self.store)
+            self.base = self.repo.lookup_branch("main")
+            self.repo.create_branch(self.branch, self.base)
+        except (OSError, icechunk.IcechunkError) as exc:
+            problem = storage_problem(exc, f"the lake {self.lake.url}")
+            if problem is None:
+                raise
+            if self.created and not self.lake_existed:
+                self.lake.destroy_if_empty()
+            raise problem from exc
         return self
 
     def session(self) -> icechunk.Session:
@@ -101,14 +109,18 @@ class StoreTransaction:
                 self.abandon()
             return
         self.abandon()
-        if isinstance(exc, icechunk.IcechunkError):
-            # The store's storage failed past its retries (an outage, lost credentials):
-            # one line that says what happened and that running again is safe.
+        if isinstance(exc, icechunk.IcechunkError | OSError):
             state = "nothing was published" if self.tip is None else "the run had published"
-            raise LakeError(
-                f"the lake's {self.store} store could not be read or written "
-                f"({brief(exc, 140)}); {state}: run the same command again"
-            ) from None
+            problem = storage_problem(exc, f"the lake's {self.store} store")
+            if problem is not None:  # read-only, full: running again cannot help
+                raise StorageError(f"{problem}; {state}") from exc
+            if isinstance(exc, icechunk.IcechunkError):
+                # The store's storage failed past its retries (an outage, lost credentials):
+                # one line that says what happened and that running again is safe.
+                raise LakeError(
+                    f"the lake's {self.store} store could not be read or written "
+                    f"({brief(exc, 140)}); {state}: run the same command again"
+                ) from exc
 
     def abandon(self) -> None:
         """Undo what the run made: its branch, and a store or lake it created."""

@@ -131,14 +131,13 @@ def s3_bucket(s3_server: str) -> str:
 @pytest.fixture(scope="session")
 def ray_cluster() -> Iterator[dict]:
     """A real local Ray instance with Serve's HTTP proxy on 127.0.0.1, shared by the session."""
-    import os
-
     import ray
     from ray import serve
 
-    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+    from cluster.ray import start_local
+
     port = _free_port()
-    ray.init(num_cpus=2, include_dashboard=False, _node_ip_address="127.0.0.1")
+    start_local(num_cpus=2)
     serve.start(http_options={"host": "127.0.0.1", "port": port})
     try:
         yield {"http_port": port}

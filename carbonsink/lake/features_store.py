@@ -38,6 +38,9 @@ TIME_UNITS = "days since 1940-01-01"
 CODEC = zarr.codecs.BloscCodec(cname="lz4", clevel=5, shuffle="shuffle")
 #: Root attribute: the source URL each ingested month came from.
 SOURCES_ATTR = "month_sources"
+#: Root attributes: the product each month was ingested from, and the synthetic months.
+PRODUCTS_ATTR = "month_products"
+SYNTHETIC_ATTR = "synthetic_months"
 
 
 def create_array(
@@ -321,15 +324,79 @@ def open_published_features(lake: Lake) -> tuple[icechunk.Session, FeaturesLayou
     return session, read_layout(session.store)
 
 
-def record_sources(store: icechunk.IcechunkStore, months: Sequence[pd.Period], url: str) -> None:
-    """Record ``url`` as the source ``months`` were ingested from (a root attribute).
+def record_sources(
+    store: icechunk.IcechunkStore,
+    months: Sequence[pd.Period],
+    url: str,
+    *,
+    product: str = "",
+    synthetic: bool = False,
+) -> None:
+    """Record where ``months`` were ingested from (root attributes).
 
-    Kept in the store, not only in commit metadata, so that it outlives the history that
-    ``carbonsink compact`` expires.
+    The source URL, the product it held (an ERA5 product, or carbonsink's sample data) and
+    whether it was synthetic. Kept in the store, not only in commit metadata, so that it
+    outlives the history that ``carbonsink compact`` expires, and so that every output
+    drawn from these months can say what it rests on.
     """
-    sources = dict(read_attrs(store).get(SOURCES_ATTR, {}))
-    sources.update({str(m): url for m in months})
-    set_attrs(store, **{SOURCES_ATTR: dict(sorted(sources.items()))})
+    attrs = read_attrs(store)
+    keys = [str(m) for m in months]
+    sources = {**attrs.get(SOURCES_ATTR, {}), **dict.fromkeys(keys, url)}
+    products = {**attrs.get(PRODUCTS_ATTR, {}), **dict.fromkeys(keys, product)}
+    synthetic_set = set(attrs.get(SYNTHETIC_ATTR, [])) - set(keys)
+    if synthetic:
+        synthetic_set |= set(keys)
+    set_attrs(
+        store,
+        **{
+            SOURCES_ATTR: dict(sorted(sources.items())),
+            PRODUCTS_ATTR: dict(sorted(products.items())),
+            SYNTHETIC_ATTR: sorted(synthetic_set),
+        },
+    )
+
+
+@dataclass(frozen=True)
+class DataOrigin:
+    """What the drivers of some months rest on: real ERA5, or carbonsink's sample data.
+
+    Attributes
+    ----------
+    synthetic
+        Some of the months came from ``carbonsink sample-data``: whatever is drawn from them
+        is a demonstration, not a budget of the real world.
+    products
+        The products the months were ingested from (empty where not recorded).
+    unrecorded
+        Months ingested before carbonsink recorded their origin.
+    """
+
+    synthetic: bool
+    products: tuple[str, ...]
+    unrecorded: int = 0
+
+    @property
+    def label(self) -> str:
+        """One phrase for tables, titles and reports."""
+        if self.synthetic:
+            return SYNTHETIC_LABEL
+        if not self.products:
+            return "data origin not recorded (months ingested before carbonsink recorded it)"
+        return "; ".join(self.products)
+
+
+#: How every output drawn from carbonsink's generated sample data names it.
+SYNTHETIC_LABEL = "synthetic sample data (carbonsink sample-data), not ERA5: a demonstration"
+
+
+def data_origin(store: icechunk.IcechunkStore, months: Sequence[pd.Period]) -> DataOrigin:
+    """The origin of ``months``' drivers, from the store's record (:func:`record_sources`)."""
+    attrs = read_attrs(store)
+    keys = {str(m) for m in months}
+    synthetic = bool(keys & set(attrs.get(SYNTHETIC_ATTR, [])))
+    recorded = attrs.get(PRODUCTS_ATTR, {})
+    products = tuple(sorted({recorded[k] for k in keys if recorded.get(k)}))
+    return DataOrigin(synthetic, products, sum(1 for k in keys if not recorded.get(k)))
 
 
 def month_sources(repo: icechunk.Repository, branch: str = "main") -> dict[pd.Period, str]:

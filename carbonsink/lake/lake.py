@@ -22,7 +22,7 @@ import fsspec
 import icechunk
 
 from carbonsink import __version__
-from carbonsink.errors import ConfigError, LakeError, brief
+from carbonsink.errors import ConfigError, LakeError, brief, storage_problem
 from carbonsink.storage import Location, StorageOptions, fsspec_options, parse_location
 
 # Icechunk warns on every local-filesystem repository that concurrent commits from several
@@ -128,13 +128,36 @@ class Lake:
                 fs.rm(path, recursive=True)
 
     def write_file(self, relpath: str, data: bytes) -> str:
-        """Write a plain file (a report, a figure) under the lake's root; returns its URL."""
+        """Write a plain file (a report, a figure) under the lake's root; returns its URL.
+
+        Atomically: a local file is written beside its place and renamed into it, an
+        object is put whole, so a reader (or a run that dies) never leaves half a file.
+
+        Raises
+        ------
+        carbonsink.errors.StorageError
+            The lake is read-only, full or not writable.
+        """
         fs = self._fs()
         path = f"{self.location.path.rstrip('/')}/{relpath}"
-        if self.location.is_local:
-            os.makedirs(os.path.dirname(path), exist_ok=True)
-        with fs.open(path, "wb") as fh:
-            fh.write(data)
+        try:
+            if self.location.is_local:
+                os.makedirs(os.path.dirname(path), exist_ok=True)
+                tmp = f"{path}.partial-{os.getpid()}"
+                try:
+                    with open(tmp, "wb") as fh:
+                        fh.write(data)
+                    os.replace(tmp, path)
+                finally:
+                    if os.path.exists(tmp):
+                        os.unlink(tmp)
+            else:
+                fs.pipe_file(path, data)
+        except OSError as exc:
+            problem = storage_problem(exc, f"the lake {self.url}")
+            if problem is None:
+                raise
+            raise problem from exc
         return f"{self.url.rstrip('/')}/{relpath}"
 
     # -- the stores ---------------------------------------------------------------------
@@ -174,7 +197,23 @@ class Lake:
         raise ConfigError(f"no lake storage for scheme {loc.scheme!r}")
 
     def open_repo(self, name: str) -> icechunk.Repository | None:
-        """Open a store's repository, or None if it does not exist yet."""
+        """Open a store's repository, or None if it does not exist yet (creating nothing).
+
+        Raises
+        ------
+        LakeError
+            The lake's location is a file, or holds something that is not a lake.
+        """
+        if self.location.is_local:
+            if os.path.isfile(self.location.path):
+                raise LakeError(
+                    f"{self.url} is a file, not a lake; pass the lake's folder as --lake"
+                )
+            # Opening a local repository creates its folder: look before touching.
+            if not os.path.isdir(self.store_location(name).path):
+                if os.path.isdir(self.location.path):
+                    self.info()  # a folder of something else is not a lake
+                return None
         storage = self.icechunk_storage(name)
         if not icechunk.Repository.exists(storage):
             return None

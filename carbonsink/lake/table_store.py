@@ -1,7 +1,8 @@
 """Small tables (the budget, regional sums) in an Icechunk store, and their file exports.
 
 A table is a Zarr group: an ``index`` array (years, or months as ``YYYYMM``), one float64
-array per numeric column, text columns and provenance in the group's attributes. Stored in
+array per numeric column, one int32 array of codes per text column (its categories, and the
+provenance, in the group's attributes: long tables repeat a few names thousands of times). Stored in
 the lake like everything else, a table is written on a run's branch and published with the
 run, so a reader never sees a half-written budget. Parquet and CSV copies are exports, made
 from the published table.
@@ -36,16 +37,17 @@ def write_table(
     values, kind = _index_values(frame.index)
     g.create_array("index", data=values, chunks=(max(1, len(values)),))
     numeric: list[str] = []
-    text: dict[str, list[str]] = {}
+    categorical: dict[str, list[str]] = {}
     for c in frame.columns:
         col = frame[c]
+        chunks = (max(1, len(col)),)
         if pd.api.types.is_numeric_dtype(col):
-            g.create_array(
-                f"col{len(numeric)}", data=col.to_numpy(np.float64), chunks=(max(1, len(col)),)
-            )
+            g.create_array(f"col{len(numeric)}", data=col.to_numpy(np.float64), chunks=chunks)
             numeric.append(str(c))
         else:
-            text[str(c)] = [str(v) for v in col]
+            codes, categories = pd.factorize(col.astype(str))
+            g.create_array(f"txt{len(categorical)}", data=codes.astype(np.int32), chunks=chunks)
+            categorical[str(c)] = [str(v) for v in categories]
     g.attrs.update(
         json.loads(
             json.dumps(
@@ -53,7 +55,7 @@ def write_table(
                     "index": kind,
                     "index_name": str(frame.index.name or kind),
                     "numeric": numeric,
-                    "text": text,
+                    "categorical": categorical,
                     "columns": [str(c) for c in frame.columns],
                     **attrs,
                 },
@@ -79,9 +81,12 @@ def read_table(store: icechunk.IcechunkStore, name: str) -> tuple[pd.DataFrame, 
         c: np.asarray(zarr.open_array(store, path=f"{name}/col{k}", mode="r")[...])
         for k, c in enumerate(attrs["numeric"])
     }
-    data.update(attrs["text"])
+    for k, (c, categories) in enumerate(attrs.get("categorical", {}).items()):
+        codes = np.asarray(zarr.open_array(store, path=f"{name}/txt{k}", mode="r")[...])
+        data[c] = np.asarray(categories, dtype=object)[codes]
+    data.update(attrs.get("text", {}))  # tables written before text columns had codes
     frame = pd.DataFrame(data, index=index).loc[:, list(attrs["columns"])]
-    own = ("index", "index_name", "numeric", "text", "columns")
+    own = ("index", "index_name", "numeric", "categorical", "text", "columns")
     meta = {k: v for k, v in attrs.items() if k not in own}
     return frame, meta
 

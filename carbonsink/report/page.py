@@ -19,6 +19,7 @@ h1 { font-size: 1.6em; } h2 { font-size: 1.2em; margin-top: 1.8em; }
 table { border-collapse: collapse; font-size: 0.85em; }
 td, th { border: 1px solid #ccc; padding: 2px 6px; text-align: right; }
 th { background: #f2f2f2; } img { max-width: 100%; } .note { color: #555; font-size: 0.9em; }
+.warning { background: #fdecea; border: 2px solid #c0392b; padding: 0.6em; font-weight: 600; }
 """
 
 
@@ -33,6 +34,9 @@ def render(
     figures: dict[str, bytes],
     tables: dict[str, pd.DataFrame],
     provenance: dict[str, Any],
+    *,
+    notes: list[str] | None = None,
+    warning: bool = False,
 ) -> str:
     """The report as an HTML string.
 
@@ -44,11 +48,17 @@ def render(
         Caption -> table, in page order (numbers shown to 2 decimals).
     provenance
         Where every figure came from (JSON-safe).
+    notes
+        Paragraphs under the headline (what is adjusted, where the tables are).
+    warning
+        Show the headline as a warning (the budget rests on synthetic data).
     """
+    lead = "warning" if warning else "lead"
     parts = [
         "<!doctype html><html><head><meta charset='utf-8'>",
         f"<title>{html.escape(title)}</title><style>{_STYLE}</style></head><body>",
-        f"<h1>{html.escape(title)}</h1><p>{html.escape(headline)}</p>",
+        f"<h1>{html.escape(title)}</h1><p class='{lead}'>{html.escape(headline)}</p>",
+        *(f"<p class='note'>{html.escape(n)}</p>" for n in notes or []),
     ]
     for caption, png in figures.items():
         parts.append(f"<h2>{html.escape(caption)}</h2>{_img(png, caption)}")

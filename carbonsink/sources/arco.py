@@ -136,7 +136,7 @@ class ArcoEra5Source:
             return zarr_semantics(name, da, step, url=self.url, sample=sample)
 
         sel = select_window(
-            self.dataset, variables, window, url=self.url, valid=self.valid_range, semantics=rule
+            self.dataset, variables, window, url=self.url, valid=self.valid_range, rule=rule
         )
         for key in ("valid_time_stop", "valid_time_stop_era5t", "last_updated"):
             if key in self.dataset.attrs:

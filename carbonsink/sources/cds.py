@@ -334,7 +334,7 @@ class CdsEra5Source:
         """Validate and select ``variables`` for the complete months of ``window``."""
         sel = select_window(
             self.dataset, variables, window, url=self.url, valid=self.available(),
-            semantics=self._semantics,
+            rule=self._semantics,
         )  # fmt: skip
         sel.attrs["source_product"] = f"{self.product.title} ({self.product.request})"
         sel.attrs["source_synthetic"] = "false"

@@ -245,10 +245,11 @@ def _expected_stamps(
 ) -> pd.DatetimeIndex:
     """Stamps a complete window must contain for a variable of these semantics."""
     if sem.kind == "hour_of_day_mean":
-        hours = pd.Timedelta(days=1) // pd.Timedelta(sem.step)
+        step = sem.step
+        assert isinstance(step, pd.Timedelta)
         starts = pd.DatetimeIndex(month_starts(window.months))
         return pd.DatetimeIndex(
-            sorted(s + k * pd.Timedelta(sem.step) for s in starts for k in range(hours))
+            sorted(s + k * step for s in starts for k in range(pd.Timedelta(days=1) // step))
         )
     lo = window.first_instant - pd.Timedelta(days=2)
     hi = window.end_instant + pd.Timedelta(days=2)
@@ -271,7 +272,7 @@ def select_window(
     *,
     url: str,
     valid: ValidRange | None,
-    semantics: SemanticsRule | None = None,
+    rule: SemanticsRule | None = None,
 ) -> SourceSelection:
     """Validate ``ds`` and cut out ``variables`` for the complete months of ``window``.
 
@@ -287,10 +288,14 @@ def select_window(
         For messages.
     valid
         Range holding real data; ``None`` means the whole time axis.
-    semantics
+    rule
         How each variable's stamps are read (default: :func:`zarr_semantics`).
     """
-    rule = semantics or (lambda name, da, step: zarr_semantics(name, da, step, url=url))
+    if rule is None:
+
+        def rule(name: str, da: xr.DataArray, step: Step) -> TimeSemantics:
+            return zarr_semantics(name, da, step, url=url)
+
     missing = [v for v in variables if v not in ds.data_vars]
     if missing:
         names = sorted(map(str, ds.data_vars))

@@ -231,8 +231,7 @@ def layout_of(times: np.ndarray) -> Layout | None:
     on the 1st, several a month at whole hours, as monthly means by hour of day (a file of
     hourly data holding only the first day of a month cannot make a complete month anyway).
     """
-    t = pd.DatetimeIndex(np.unique(np.asarray(times).astype("datetime64[ns]")))
-    t = t[~t.isna()]
+    t = pd.DatetimeIndex(np.unique(np.asarray(times).astype("datetime64[ns]"))).dropna()
     if t.size == 0:
         return None
     midnight = bool(((t.hour == 0) & (t.minute == 0) & (t.second == 0)).all())
@@ -324,8 +323,7 @@ def classify(evidence: Evidence, times: np.ndarray, *, url: str) -> Era5Product:
 
 def describe_stamps(times: np.ndarray) -> str:
     """A short account of a time axis, for messages."""
-    t = pd.DatetimeIndex(np.asarray(times).astype("datetime64[ns]"))
-    t = t[~t.isna()]
+    t = pd.DatetimeIndex(np.asarray(times).astype("datetime64[ns]")).dropna()
     if t.size == 0:
         return "no time stamps"
     if t.size == 1:

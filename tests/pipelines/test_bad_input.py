@@ -129,7 +129,7 @@ def non_gregorian_calendar(ctx: Ctx) -> list[str]:
 
 def missing_credentials(ctx: Ctx) -> list[str]:
     return ["ingest", "--source", "s3://era5/era5.zarr", "--source-endpoint-url",
-            os.environ["CARBONSINK_TEST_S3"], "--lake", str(ctx.lake),
+            os.environ["TEST_S3_ENDPOINT"], "--lake", str(ctx.lake),
             "--start", "2016-01", "--end", "2016-03"]  # fmt: skip
 
 
@@ -302,7 +302,7 @@ def env(monkeypatch, dask_client, s3_server, ray_cluster):
         "CARBONSINK_BUDGET__REFERENCE_END": "2016",
         "CARBONSINK_DASK__ADDRESS": dask_client.scheduler.address,
         "CARBONSINK_SERVE__HTTP_PORT": str(ray_cluster["http_port"]),
-        "CARBONSINK_TEST_S3": s3_server,
+        "TEST_S3_ENDPOINT": s3_server,
     }.items():
         monkeypatch.setenv(key, value)
     for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE"):

@@ -12,7 +12,11 @@ from carbonsink.budget.core import reference_sink
 from carbonsink.budget.regions import BASINS, CONTINENTS
 from carbonsink.budget.totals import KG_PER_GT
 from carbonsink.errors import ConfigError, LakeError
-from carbonsink.lake.features_store import open_published_features, read_static
+from carbonsink.lake.features_store import (
+    SYNTHETIC_LABEL,
+    open_published_features,
+    read_static,
+)
 from carbonsink.lake.flux_store import ENSEMBLE_MEDIAN, ENSEMBLE_SPREAD, write_member_flags
 from carbonsink.lake.lake import Lake
 from carbonsink.lake.table_store import read_table
@@ -124,17 +128,50 @@ def test_budget_from_the_sink_map(mapped_lake):
         next(p for p in report.exports if p.endswith("budget.csv")).removeprefix("file://")
     )
     assert list(csv["year"]) == [2015, 2016]
-    monthly, _ = read_table(repo.readonly_session("main").store, "sinks_monthly")
-    assert len(monthly) == 24 and f"{ENSEMBLE_MEDIAN}|SLAND" in monthly.columns
-    # regions: continents add up to the (unadjusted) global sink; anomalies vs the baseline
+    # the tiny lake rests on sample data: every table and export says so, with its unit
+    assert set(csv["data"]) == {SYNTHETIC_LABEL} and set(csv["unit"]) == {"GtC/yr"}
+    assert report.provenance["synthetic"] is True
+    regions_csv = pd.read_csv(
+        next(p for p in report.exports if p.endswith("regions_annual.csv")).removeprefix("file://")
+    )
+    assert {"region", "flux", "statistic", "value", "unit"} <= set(regions_csv.columns)
+    assert set(regions_csv["data"]) == {SYNTHETIC_LABEL}
+    # per-member sinks, long: unadjusted and adjusted, the monthly offset a twelfth of the
+    # annual one, so twelve months add up to the adjusted year
+    monthly, mattrs = read_table(repo.readonly_session("main").store, "sinks_monthly")
+    med = monthly[(monthly["member"] == ENSEMBLE_MEDIAN) & (monthly["flux"] == "SLAND")]
+    assert len(med) == 24 and set(med["unit"]) == {"GtC per month"}
+    in_2015 = med[[p.year == 2015 for p in med.index]]
+    assert in_2015["adjusted"].sum() == pytest.approx(b.at[2015, "SLAND"], rel=1e-9)
+    assert in_2015["unadjusted"].sum() == pytest.approx(raw[2015], rel=1e-6)
+    assert "unadjusted and adjusted" in mattrs["values"]
+    annual_rows, _ = read_table(repo.readonly_session("main").store, "sinks_annual")
+    a = annual_rows[(annual_rows["member"] == ENSEMBLE_MEDIAN) & (annual_rows["flux"] == "SLAND")]
+    np.testing.assert_allclose(a["adjusted"], b["SLAND"])
+    assert set(a["unit"]) == {"GtC/yr"}
+    # regions, long: continents add up to the (unadjusted) global sink; anomalies vs the
+    # baseline; every row says its unit, its group and that it is unadjusted
     regions, rattrs = read_table(repo.readonly_session("main").store, "regions_annual")
-    land = sum(regions[f"{r.name}|SLAND"] for r in CONTINENTS)
-    assert land[2016] == pytest.approx(raw[2016], rel=1e-6)
-    ocean = sum(regions[f"{r.name}|SOCEAN"] for r in BASINS)
-    assert ocean[2015] == pytest.approx(totals(OCEAN["b"], area, lf < 1, 2015), rel=1e-6)
+    assert list(regions.columns[:7]) == [
+        "region", "group", "flux", "statistic", "value", "unit", "adjustment"
+    ]  # fmt: skip
+    assert set(regions["unit"]) == {"GtC/yr"} and set(regions["adjustment"]) == {"unadjusted"}
+
+    def value(region, flux, statistic, year):
+        row = regions[(regions["region"] == region) & (regions["flux"] == flux)
+                      & (regions["statistic"] == statistic)]  # fmt: skip
+        return float(row.loc[year, "value"])
+
+    land = sum(value(r.name, "SLAND", "total", 2016) for r in CONTINENTS)
+    assert land == pytest.approx(raw[2016], rel=1e-6)
+    ocean = sum(value(r.name, "SOCEAN", "total", 2015) for r in BASINS)
+    assert ocean == pytest.approx(totals(OCEAN["b"], area, lf < 1, 2015), rel=1e-6)
     assert rattrs["anomaly_baseline"] == "2015-2016 (asked 2015-2022)"
-    amazon = regions["Amazon|SLAND|anomaly"]
-    assert amazon.mean() == pytest.approx(0.0, abs=1e-12) and amazon[2016] > 0  # leap year
+    assert "unadjusted" in rattrs["values"]
+    amazon = [value("Amazon", "SLAND", "anomaly", y) for y in (2015, 2016)]
+    assert sum(amazon) == pytest.approx(0.0, abs=1e-12) and amazon[1] > 0  # leap year
+    assert set(regions.loc[2016, "group"]) == {"latitude band", "continent", "ocean basin",
+                                               "hotspot"}  # fmt: skip
 
 
 def test_report_of_the_published_budget(mapped_lake):
@@ -142,8 +179,11 @@ def test_report_of_the_published_budget(mapped_lake):
     s = settings(root, budget=WINDOW)
     with pytest.raises(LakeError, match="no budget tables; run carbonsink budget"):
         run_report(s)
-    run_budget(s)
+    budget = run_budget(s)
     out = run_report(s)
+    # the report is filed under the budget's own run: the pair shares one id
+    run = next(p for p in budget.exports if p.endswith("budget.csv")).split("/")[-2]
+    assert out.url.endswith(f"reports/{run}")
     names = sorted(p.rsplit("/", 1)[1] for p in out.files)
     assert names == ["anomaly_map.png", "budget.png", "gatm.png", "regions.png", "report.html"]
     for p in out.files:
@@ -153,7 +193,9 @@ def test_report_of_the_published_budget(mapped_lake):
         else:
             page = data.decode()
             assert page.count("data:image/png;base64,") == 4
-            assert "2016: EFOS" in page and "GCB2025v1.0" in page and "Amazon|SLAND" in page
+            assert "2016: EFOS" in page and "GCB2025v1.0" in page and "Amazon" in page
+            assert "Unadjusted: the regional sums" in page
+            assert "SYNTHETIC SAMPLE DATA, NOT THE REAL WORLD" in page
 
 
 def test_budget_with_user_emissions_and_the_trend_rule(mapped_lake, tmp_path):
@@ -204,6 +246,8 @@ def test_export_a_window_as_netcdf_and_zarr(mapped_lake, tmp_path):
         a = ds["land_flux"].sel(member="a").isel(time=1).to_numpy()
         np.testing.assert_allclose(a[lf > 0], LAND["a"], rtol=1e-6)
         assert str(ds["time"].to_numpy()[0])[:10] == "2016-01-01"
+        assert ds.attrs["carbonsink_synthetic"] == 1 and "SYNTHETIC" in ds.attrs["title"]
+        assert ds.attrs["carbonsink_data"] == SYNTHETIC_LABEL
     zarr_out = tmp_path / "sinks.zarr"
     run_export(s, str(zarr_out), "zarr")
     with xr.open_zarr(zarr_out, consolidated=False) as z:

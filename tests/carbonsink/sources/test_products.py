@@ -164,7 +164,7 @@ def test_era5_land_is_refused(tmp_path):
     times = pd.date_range("2024-01-01", periods=2, freq="MS")
     path = cds_files.grib(tmp_path / "land.grib", "monthly", times, _fields(times),
                           resolution=RES, marsclass="l5")  # fmt: skip
-    with pytest.raises(SourceError, match="holds ERA5-Land .* download reanalysis-era5-single"):
+    with pytest.raises(SourceError, match=r"holds ERA5-Land .* download reanalysis-era5-single"):
         CdsEra5Source(str(path)).select(["2m_temperature"], MonthWindow.parse("2024-01", "2024-02"))
 
 
@@ -179,13 +179,13 @@ def test_metadata_and_stamps_must_agree(tmp_path):
     cds_files.new_netcdf(tmp_path, "monthly", times, _fields(times), resolution=RES)
     with pytest.raises(SourceError, match="say ERA5 monthly averaged reanalysis but its time "
                        "stamps lie like ERA5 hourly reanalysis"):  # fmt: skip
-        CdsEra5Source(str(tmp_path / "*.nc")).product
+        _ = CdsEra5Source(str(tmp_path / "*.nc")).product
 
 
 def test_stamps_like_no_product_are_refused(tmp_path):
     times = pd.date_range("2020-01-01", periods=12, freq="5D")
     cds_files.new_netcdf(tmp_path, "daily", times, _fields(times), resolution=RES)
-    with pytest.raises(SourceError, match="cannot tell which ERA5 product .* 12 time stamps"):
+    with pytest.raises(SourceError, match=r"cannot tell which ERA5 product .* 12 time stamps"):
         CdsEra5Source(str(tmp_path / "*.nc")).available()
 
 
@@ -196,7 +196,7 @@ def test_mixed_products_are_refused(tmp_path):
     cds_files.grib(tmp_path / "b.grib", "hourly", hourly, {"t2m": _fields(hourly)["t2m"]},
                    resolution=RES)  # fmt: skip
     with pytest.raises(SourceError, match="mixes ERA5 products"):
-        CdsEra5Source(str(tmp_path / "*.grib")).product
+        _ = CdsEra5Source(str(tmp_path / "*.grib")).product
 
 
 @pytest.mark.parametrize(
