@@ -381,10 +381,19 @@ def _describe(err: ValidationError) -> str:
     given = first.get("input")
     shown = f"={given!r}" if given is not None and not isinstance(given, dict) else ""
     more = f" (and {len(err.errors()) - 1} more)" if len(err.errors()) > 1 else ""
-    return (
-        f"invalid setting {where}{shown}: {msg}{more}; fix it in the flags, CARBONSINK_* "
-        "variables or the config file"
+    # The environment variable that gave it, if one did (a whole section, or the field).
+    parts = [str(p).upper() for p in first["loc"]]
+    given_by = [
+        name
+        for k in range(len(parts), 0, -1)
+        if (name := "CARBONSINK_" + "__".join(parts[:k])) in os.environ
+    ]
+    fix = (
+        f"fix the environment variable {given_by[0]}"
+        if given_by
+        else "fix it in the flags, CARBONSINK_* variables or the config file"
     )
+    return f"invalid setting {where}{shown}: {msg}{more}; {fix}"
 
 
 #: ``CARBONSINK_*`` variables that are not settings but are read by carbonsink.

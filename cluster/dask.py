@@ -13,6 +13,9 @@ Settings choose (``carbonsink.config.DaskSettings``); callers only ever see a
 from __future__ import annotations
 
 import logging
+import os
+import signal
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -20,12 +23,59 @@ from typing import Any
 
 import dask
 import yaml
-from distributed import Client, LocalCluster
+from distributed import Client, LocalCluster, WorkerPlugin
 
 from carbonsink.config import DaskSettings
-from carbonsink.errors import ConfigError
+from carbonsink.errors import CarbonsinkError, ConfigError
 
 CONNECT_TIMEOUT_S = 15
+
+
+def _user_error_names() -> set[str]:
+    """Class names of carbonsink's one-line errors (CarbonsinkError and its subclasses)."""
+    names, todo = set(), [CarbonsinkError]
+    while todo:
+        cls = todo.pop()
+        names.add(cls.__name__)
+        todo.extend(cls.__subclasses__())
+    return names
+
+
+class _DropUserErrors(logging.Filter):
+    """Drops a worker's "Compute Failed" record when the task raised a carbonsink error.
+
+    Such an error (bad input, a storage the user must fix) travels to the client, which
+    shows it as one line; the worker's multi-line record with its traceback would only
+    bury that line. Every other failure keeps its record.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.names = _user_error_names()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not str(record.msg).startswith("Compute Failed") or not record.args:
+            return True
+        args = record.args if isinstance(record.args, tuple) else ()
+        text = str(args[3]) if len(args) > 3 else ""
+        return text.split("(", 1)[0] not in self.names
+
+
+class QuietUserErrors(WorkerPlugin):
+    """Installs :class:`_DropUserErrors` on every worker of a cluster."""
+
+    name = "carbonsink-quiet-user-errors"
+
+    def setup(self, worker: Any) -> None:
+        """Add the filter to the worker's logger (once per worker process)."""
+        log = logging.getLogger("distributed.worker")
+        if not any(isinstance(f, _DropUserErrors) for f in log.filters):
+            log.addFilter(_DropUserErrors())
+
+
+def _prepared(client: Client) -> Client:
+    client.register_plugin(QuietUserErrors())
+    return client
 
 
 @contextmanager
@@ -47,7 +97,7 @@ def dask_client(settings: DaskSettings) -> Iterator[Client]:
         kube = kube_cluster(settings)
         try:
             with Client(kube) as client:
-                yield client
+                yield _prepared(client)
         finally:
             kube.close()
         return
@@ -60,7 +110,7 @@ def dask_client(settings: DaskSettings) -> Iterator[Client]:
                 f"({type(exc).__name__}); check --dask-address or leave it out for a local cluster"
             ) from None
         try:
-            yield client
+            yield _prepared(client)
         finally:
             client.close()
         return
@@ -68,7 +118,10 @@ def dask_client(settings: DaskSettings) -> Iterator[Client]:
     # turns off glibc's adaptive mmap threshold, so every large temporary array is mapped
     # and page-faulted afresh. That made the ingest's aggregation tasks 1.5x slower
     # (measured: 11 s -> 7 s per task), so unset it (dask's documented None).
-    with dask.config.set({"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None}):
+    with (
+        dask.config.set({"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None}),
+        _workers_ignore_sigint(),
+    ):
         cluster = LocalCluster(
             n_workers=settings.n_workers,
             threads_per_worker=settings.threads_per_worker,
@@ -76,14 +129,39 @@ def dask_client(settings: DaskSettings) -> Iterator[Client]:
             processes=True,
             host="127.0.0.1",
             dashboard_address=None,
-            silence_logs=logging.ERROR,
+            # The scheduler's HTTP routes (health, metrics) still listen: on a free port of
+            # 127.0.0.1, not on 8787 (taken by any other local cluster, with a warning).
+            scheduler_kwargs={"dashboard_address": "127.0.0.1:0"},
+            # The workers' logs go to the user's terminal. What fails in a task reaches the
+            # user through the client (one line for carbonsink's errors); the workers' own
+            # records of it, and of peers closing as the cluster stops after a failure,
+            # would bury that line in tracebacks. CARBONSINK_DEBUG=1 shows them.
+            silence_logs=logging.ERROR if os.environ.get("CARBONSINK_DEBUG") else logging.CRITICAL,
         )
     client = Client(cluster)
     try:
-        yield client
+        yield _prepared(client)
     finally:
         client.close()
         cluster.close()
+
+
+@contextmanager
+def _workers_ignore_sigint() -> Iterator[None]:
+    """Start worker processes with SIGINT ignored (Python then installs no handler).
+
+    Ctrl-C reaches every process of the terminal's job: the command handles it (abandons
+    its run, stops the cluster), and the workers, stopped by it, must not each die of it
+    with a traceback of their own.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def kube_cluster(settings: DaskSettings) -> Any:

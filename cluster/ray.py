@@ -14,6 +14,7 @@ import signal
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 import ray
 
@@ -56,7 +57,31 @@ def start_local(num_cpus: int | None) -> None:
         _node_ip_address="127.0.0.1",
         include_dashboard=False,
         logging_level=logging.WARNING,
+        runtime_env={"worker_process_setup_hook": f"{__name__}.loopback_worker"},
     )
+
+
+def loopback_worker() -> None:
+    """Set up a worker of a local Ray: Serve replicas' own gRPC server on 127.0.0.1.
+
+    Each Serve replica starts a gRPC server for calls between deployments, bound to
+    ``[::]`` whatever the node's address (``ray.serve._private.replica``); in a local Ray
+    that is the one listener left on all interfaces. Ray runs this hook in every worker
+    it starts, before any replica.
+    """
+    from ray.serve._private import replica
+
+    bind = replica.add_port_to_grpc_server
+    if getattr(bind, "carbonsink_loopback", False):
+        return
+
+    def on_loopback(server: Any, address: str) -> int:
+        if address.startswith("[::]:"):
+            address = "127.0.0.1:" + address.rsplit(":", 1)[1]
+        return int(bind(server, address))
+
+    on_loopback.carbonsink_loopback = True  # type: ignore[attr-defined]
+    replica.add_port_to_grpc_server = on_loopback
 
 
 #: Ray's switch between a single-host (loopback) and a cluster node address.

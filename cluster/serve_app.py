@@ -31,7 +31,6 @@ from typing import Any
 
 import icechunk
 import numpy as np
-import pandas as pd
 from ray import serve
 from ray.serve.handle import DeploymentHandle
 from starlette.requests import Request
@@ -41,11 +40,12 @@ from carbonsink.config import ServeSettings, load_settings
 from carbonsink.emulator.cnn import pick_device
 from carbonsink.emulator.mapper import TileMapper, published_members
 from carbonsink.emulator.tiles import TileKey
-from carbonsink.errors import CarbonsinkError
+from carbonsink.errors import CarbonsinkError, ConfigError
 from carbonsink.lake.features_store import ingested_months, read_layout
 from carbonsink.lake.flux_store import ENSEMBLE_MEDIAN, FLUXES, ensemble_median
 from carbonsink.lake.lake import Lake
 from carbonsink.storage import StorageOptions
+from carbonsink.timeutil import parse_month
 
 APP_NAME = "carbonsink"
 # Serve's driver-side INFO lines (deploying, "application is ready", router start-up) would
@@ -278,10 +278,12 @@ class FluxHttp:
         unknown = sorted(set(q) - {"month", "bbox", "member", "format"})
         if unknown:
             raise BadRequest(f"unknown parameter(s) {', '.join(unknown)}")
-        try:
-            month = pd.Period(q["month"], freq="M")
-        except (KeyError, ValueError):
-            raise BadRequest("month=YYYY-MM is required, e.g. month=2021-06") from None
+        if "month" not in q:
+            raise BadRequest("month=YYYY-MM is required, e.g. month=2021-06")
+        try:  # the command line's rule: YYYY-MM with MM 01-12, nothing looser
+            month = parse_month(q["month"], what="month")
+        except ConfigError as exc:
+            raise BadRequest(str(exc)) from None
         try:
             west, south, east, north = (float(v) for v in q["bbox"].split(","))
         except (KeyError, ValueError):
@@ -365,12 +367,7 @@ class FluxHttp:
                 "units": "kg m-2 s-1 per m2 of grid cell, positive into the land / ocean",
                 "lat": lat.round(6).tolist(),
                 "lon": lon.round(6).tolist(),
-                **{
-                    name: [
-                        [None if not np.isfinite(v) else float(v) for v in row] for row in flux[k]
-                    ]
-                    for k, name in enumerate(FLUXES)
-                },
+                **{name: _json_rows(flux[k]) for k, name in enumerate(FLUXES)},
             }
             return Response(json.dumps(body), media_type="application/json")
         return Response(_netcdf(flux, lat, lon, q), media_type="application/x-netcdf")

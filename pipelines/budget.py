@@ -60,7 +60,7 @@ from carbonsink.lake.flux_store import (
     ENSEMBLE_MEDIAN,
     ENSEMBLE_SPREAD,
     FluxLayout,
-    labelled_months,
+    member_months,
     members,
     read_flux,
 )
@@ -169,7 +169,7 @@ def open_sinkmap(lake: Lake) -> SinkMap:
     names = [m for m in members(store) if m != ENSEMBLE_SPREAD]
     if ENSEMBLE_MEDIAN not in names:
         raise LakeError("the sink map has no ensemble median; run carbonsink infer again")
-    months = list(labelled_months(store, layout, ENSEMBLE_MEDIAN))
+    months = list(member_months(store, layout, ENSEMBLE_MEDIAN))
     if not months:
         raise LakeError("the sink map holds no mapped month; run carbonsink infer first")
     variant = str(zarr.open_group(store, path=names[0], mode="r").attrs.get("variant", ""))
@@ -190,7 +190,7 @@ def sink_totals(sinkmap: SinkMap) -> dict[str, pd.DataFrame]:
     with progress_bar() as bar:
         task = bar.add_task("global sink totals", total=len(members_only))
         for name in members_only:
-            have = set(labelled_months(sinkmap.store, sinkmap.layout, name))
+            have = set(member_months(sinkmap.store, sinkmap.layout, name))
             use = [m for m in sinkmap.months if m in have]
             out[name] = monthly_totals(sinkmap.reader(name), use, sinkmap.area)
             bar.advance(task)

@@ -7,6 +7,7 @@ the file, which wins over the defaults.
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import sys
@@ -24,11 +25,26 @@ if TYPE_CHECKING:
     from carbonsink.config import Settings
 
 HELP = """\
-carbonsink maps last month's land and ocean CO2 sinks and closes the global carbon budget.
+carbonsink maps last month's land and ocean CO2 sinks and closes the global carbon budget:
+Dask turns ERA5 into monthly climate drivers, Ray Serve runs CNN emulators of vegetation and
+ocean models over them, and the budget EFOS + ELUC = GATM + SOCEAN + SLAND + BIM follows.
 
-Start with `carbonsink run`: it makes sample ERA5-like data and ingests it into a local
-lake. Point `carbonsink ingest` at real ERA5 (Google's ARCO-ERA5 Zarr store, or files from
-the Copernicus data store) when you are ready.
+Examples (each command's --help has its own):
+
+\b
+    # the whole chain on synthetic sample data (a demonstration, not ERA5)
+    carbonsink run --out output
+    # your own ERA5 from the Copernicus data store (docs/use-your-own-data.md)
+    carbonsink ingest --source 'era5/*.nc' --lake lake --start 2015-01 --end 2024-12
+    carbonsink labels --lake lake
+    carbonsink train --lake lake
+    carbonsink infer --lake lake --start 2019-01 --end 2024-12
+    carbonsink budget --lake lake
+    carbonsink report --lake lake
+
+Every option can also come from a CARBONSINK_* variable (shown in each --help) or a YAML
+file (--config). Exit codes: 0 done, 2 bad input or a problem to fix (one line says which),
+1 unexpected, 130 interrupted (Ctrl-C), 143 terminated (SIGTERM).
 """
 
 app = typer.Typer(
@@ -125,6 +141,7 @@ def sample_data(
     mask, a diurnal cycle, ENSO with warm phases in 2015/16 and 2023/24, droughts and heat
     waves) and deterministic by seed. Example:
 
+    \b
         carbonsink sample-data --out era5.zarr --start 2020-01 --end 2020-12 --step 1D
     """
     from cluster.dask import dask_client
@@ -174,7 +191,8 @@ def ingest(
         typer.Option(
             "--grid",
             envvar="CARBONSINK_GRID__RESOLUTION",
-            help="Model grid in degrees: 0.25, 0.5 or 1.",
+            help="Model grid spacing in degrees: any divisor of 180 (default 0.25; 0.5 and 1 "
+            "are common). The emulator tiles (grid.tile_lat, grid.tile_lon) must fit it.",
         ),
     ] = None,
     baseline_start: Annotated[
@@ -214,13 +232,19 @@ def ingest(
 ) -> None:
     """Ingest ERA5 into the lake: monthly drivers on the model grid, with Dask.
 
-    Hourly (or daily) fields are averaged to months on their own grid, regridded
+    Reads ARCO-ERA5-layout Zarr stores and Copernicus data store downloads (GRIB, new or
+    legacy NetCDF) of the hourly reanalysis, the daily statistics (daily mean), the
+    monthly averaged reanalysis or the monthly means by hour of day; the product is
+    recognised from the files, and its accumulations (precipitation, radiation) are read
+    by its own period. Fields are averaged to months on their own grid, regridded
     conservatively to the model grid, and written to the lake's `features` store with
     derived drivers (VPD, wind speed) and anomalies against a climatology. Re-ingesting a
     month rewrites identical bytes; a failed run publishes nothing. Example:
 
-        carbonsink ingest --source gs://gcp-public-data-arco-era5/ar/full_37-1h-0p25deg-chunk-1.zarr-v3
-            --anonymous --lake s3://my-bucket/lake --start 2024-01 --end 2024-12
+    \b
+        carbonsink ingest --anonymous --lake s3://my-bucket/lake \\
+            --source gs://gcp-public-data-arco-era5/ar/full_37-1h-0p25deg-chunk-1.zarr-v3 \\
+            --start 2024-01 --end 2024-12
     """
     from cluster.dask import dask_client
     from pipelines.ingest import describe, run_ingest
@@ -301,6 +325,7 @@ def labels(
     bulk-flux ocean model, three parameter sets) run over the ingested features on Dask.
     With --nbp/--fgco2, a TRENDY DGVM and/or GOBM file is imported as one member instead:
 
+    \b
         carbonsink labels --nbp CLASSIC_S2_nbp.nc --fgco2 NorESM_fgco2.nc --member CLASSIC+NorESM
     """
     from cluster.dask import dask_client
@@ -443,6 +468,7 @@ def infer(
     the GPU when replicas have one), written to the lake's sinkmap store with the
     ensemble median and spread, checked, and published in one transaction. Example:
 
+    \b
         carbonsink infer --lake output/lake --start 2024-01 --end 2024-12
     """
     from pipelines.infer import run_infer
@@ -496,7 +522,8 @@ def backfill(
     driver per lake at a time. The lake needs trained emulators (carbonsink labels + train,
     or a first carbonsink run). Example:
 
-        carbonsink backfill --source era5.zarr --lake s3://bucket/carbonsink
+    \b
+        carbonsink backfill --source era5.zarr --lake s3://bucket/carbonsink \\
             --start 2015-01 --end 2024-12
     """
     from cluster.dask import dask_client
@@ -522,7 +549,10 @@ def backfill(
 def status(lake: LakeOpt = None, config: ConfigOpt = None) -> None:
     """Show the lake's recorded plans (backfills), their progress, and who holds the lake.
 
-    carbonsink status --lake s3://bucket/carbonsink
+    Example:
+
+    \b
+        carbonsink status --lake s3://bucket/carbonsink
     """
     from pipelines.status import status_lines
 
@@ -548,7 +578,10 @@ def compact(
     Snapshots and run tags older than that go; every branch's tip (main, an unfinished
     backfill's) stays, and so do objects younger than an hour. Holds the lake's run lock.
 
-    carbonsink compact --lake s3://bucket/carbonsink --keep-days 30
+    Example:
+
+    \b
+        carbonsink compact --lake s3://bucket/carbonsink --keep-days 30
     """
     from carbonsink.lake.lake import Lake
     from pipelines.compact import run_compact
@@ -587,7 +620,8 @@ def nrt(
     is rebuilt, whose 12-month table ends with the near-real-time budget. A run with nothing
     new does nothing, so it can run daily from a scheduler. Example:
 
-        carbonsink nrt --source gs://bucket/era5.zarr --lake s3://bucket/carbonsink
+    \b
+        carbonsink nrt --source gs://bucket/era5.zarr --lake s3://bucket/carbonsink \\
             --noaa-monthly co2_mm_gl.csv
     """
     from cluster.dask import dask_client
@@ -658,6 +692,7 @@ def budget(
     uncertainties. Tables go to the lake (published in one transaction) and are exported as
     Parquet and CSV. Example:
 
+    \b
         carbonsink budget --lake output/lake --reference-start 2019 --reference-end 2022
     """
     from pipelines.budget import run_budget
@@ -683,6 +718,7 @@ def report(lake: LakeOpt = None, config: ConfigOpt = None) -> None:
     The sink anomaly map of the newest year, the budget as stacked bars, the GATM history
     and the regional anomalies, with the tables and their provenance. Example:
 
+    \b
         carbonsink report --lake output/lake
     """
     from pipelines.report import run_report
@@ -707,6 +743,7 @@ def export(
 
     Example:
 
+    \b
         carbonsink export --lake output/lake --start 2024-01 --end 2024-12 --out sinks-2024.nc
     """
     from pipelines.export import run_export
@@ -728,18 +765,30 @@ def serve(
     variant: VariantOpt = None,
     host: Annotated[
         str | None,
-        typer.Option("--host", envvar="CARBONSINK_SERVE__HTTP_HOST", help="HTTP address."),
+        typer.Option(
+            "--host",
+            envvar="CARBONSINK_SERVE__HTTP_HOST",
+            help="HTTP address (default 127.0.0.1: this host only).",
+        ),
     ] = None,
     port: Annotated[
         int | None,
-        typer.Option("--port", envvar="CARBONSINK_SERVE__HTTP_PORT", help="HTTP port."),
+        typer.Option(
+            "--port", envvar="CARBONSINK_SERVE__HTTP_PORT", help="HTTP port (default 8000)."
+        ),
     ] = None,
     config: ConfigOpt = None,
 ) -> None:
-    """Run the emulator's Serve application and its HTTP route until interrupted.
+    """Run the emulator's Serve application and its HTTP route until stopped.
 
     GET /flux?month=YYYY-MM&bbox=W,S,E,N[&member=M][&format=json|netcdf] maps a box on
-    demand. Bound to 127.0.0.1 unless --host says otherwise.
+    demand, at http://127.0.0.1:8000 by default (--host, --port). The local Ray it starts
+    listens on 127.0.0.1 only. Stop it with Ctrl-C or SIGTERM (kill PID): both shut the
+    application and Ray down and exit 0. Example:
+
+    \b
+        carbonsink serve --lake output/lake --port 8000
+        curl 'http://127.0.0.1:8000/flux?month=2024-06&bbox=-75,-15,-45,5'
     """
     from pipelines.infer import run_serve
 
@@ -793,6 +842,9 @@ def _stop(signum: int, _frame: object) -> None:
     """
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, signal.SIG_IGN)
+    # What the engines log while they are torn down mid-work (a scatter cut short, a peer
+    # gone) is noise next to the one line that says what happened.
+    logging.disable(logging.CRITICAL)
     raise Interrupted(signum)
 
 
@@ -811,6 +863,8 @@ def main(argv: list[str] | None = None) -> None:
     finally:  # main() called in-process (tests, notebooks) leaves the handlers as it found them
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+        if argv is not None:  # in-process; a command line's process ends here anyway
+            logging.disable(logging.NOTSET)
 
 
 def _run(argv: list[str] | None) -> None:

@@ -11,7 +11,10 @@ written daily only grows. For each store this command
    files), but never an object younger than ``grace``: a command that writes without the
    lake's lock (ingest, infer, budget) may have it in flight.
 
-It holds the lake's run lock, so it does not run beside a backfill or an nrt run.
+It holds the lake's run lock, so it does not run beside a backfill or an nrt run. Before
+that, it removes the ``run-*`` branches of runs that were killed outright (SIGKILL, a lost
+node) and so could not remove their own (:func:`pipelines.transaction.abandoned_branches`),
+so their chunks are collected too.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ from carbonsink.errors import ConfigError, LakeError
 from carbonsink.lake.lake import STORES, Lake
 from carbonsink.lake.plan_store import RunLock
 from pipelines.progress import console
-from pipelines.transaction import new_run_id
+from pipelines.transaction import abandoned_branches, new_run_id, remove_abandoned
 
 #: Objects younger than this are kept whatever refers to them.
 GRACE = dt.timedelta(hours=1)
@@ -40,11 +43,13 @@ class Compacted:
     tags: int
     chunks: int
     bytes: int
+    branches: int = 0
 
     def describe(self) -> str:
         """One line for the terminal."""
         return (
-            f"{self.store}: {self.snapshots} snapshot(s) and {self.tags} tag(s) expired, "
+            f"{self.store}: {self.branches} abandoned run branch(es) removed, "
+            f"{self.snapshots} snapshot(s) and {self.tags} tag(s) expired, "
             f"{self.chunks} chunk(s) deleted, {self.bytes / 1e9:.3f} GB freed"
         )
 
@@ -82,6 +87,9 @@ def run_compact(lake: Lake, keep_days: float, grace: dt.timedelta = GRACE) -> li
             repo = lake.open_repo(name)
             if repo is None:
                 continue
+            dead = abandoned_branches(lake, name, dt.timedelta(days=keep_days))
+            for branch in dead:
+                remove_abandoned(lake, name, branch)
             tags = set(repo.list_tags())
             expired = repo.expire_snapshots(cutoff, delete_expired_tags=True)
             summary = repo.garbage_collect(min(cutoff, now - grace))
@@ -91,6 +99,7 @@ def run_compact(lake: Lake, keep_days: float, grace: dt.timedelta = GRACE) -> li
                 len(tags - set(repo.list_tags())),
                 summary.chunks_deleted,
                 summary.bytes_deleted,
+                len(dead),
             )
             console.print(done.describe())
             out.append(done)

@@ -40,7 +40,7 @@ from carbonsink.lake.flux_store import (
 from carbonsink.lake.flux_store import (
     FLUXES,
     ensemble_median,
-    labelled_months,
+    member_months,
     read_flux,
 )
 from carbonsink.lake.lake import Lake
@@ -97,7 +97,7 @@ def run_evaluate(settings: Settings) -> EvaluateReport:
     holdout = settings.emulator.holdout
     months = list(holdout.months)
     for m in members:
-        have = set(labelled_months(labels.store, flayout, m))
+        have = set(member_months(labels.store, flayout, m))
         missing = [mo for mo in months if mo not in have]
         if missing:
             raise ConfigError(

@@ -31,7 +31,7 @@ import zarr
 from carbonsink.config import ServeSettings, Settings
 from carbonsink.emulator.mapper import load_emulators
 from carbonsink.emulator.tiles import TileKey, tile_keys
-from carbonsink.errors import ConfigError, LakeError
+from carbonsink.errors import ConfigError, Interrupted, LakeError
 from carbonsink.grid import Tiling
 from carbonsink.lake.features_store import (
     FeaturesLayout,
@@ -47,7 +47,7 @@ from carbonsink.lake.flux_store import (
     FLUXES,
     FluxLayout,
     ensemble_median,
-    labelled_months,
+    member_months,
     members,
     read_flux,
     write_member_flags,
@@ -239,7 +239,7 @@ def mapped_months(lake: Lake) -> set[pd.Period]:
     store = repo.readonly_session("main").store
     if MEDIAN not in members(store):
         return set()
-    return set(labelled_months(store, FluxLayout.from_attrs(read_attrs(store)), MEDIAN))
+    return set(member_months(store, FluxLayout.from_attrs(read_attrs(store)), MEDIAN))
 
 
 @dataclass
@@ -384,7 +384,11 @@ def run_infer(
 
 
 def run_serve(settings: Settings, echo: Any) -> None:
-    """Deploy the Serve application and keep it up until interrupted (Ctrl-C)."""
+    """Deploy the Serve application and keep it up until stopped (SIGINT or SIGTERM).
+
+    Either signal shuts the application and the Ray it started down and returns: stopping a
+    server is its normal end, not a failure.
+    """
     from ray import serve
 
     from cluster.ray import ray_session
@@ -397,8 +401,12 @@ def run_serve(settings: Settings, echo: Any) -> None:
         _, info = deploy(lake.url, settings.lake_storage.model_dump(), s)
         echo(f"serving {s.variant} emulators of {', '.join(info['members'])}")
         echo(f"http: http://{s.http_host}:{s.http_port}/flux?month=YYYY-MM&bbox=W,S,E,N")
+        echo("stop with Ctrl-C or SIGTERM")
         try:
             while True:
                 time.sleep(3600)
-        except KeyboardInterrupt:
+        except (KeyboardInterrupt, Interrupted) as exc:
+            name = exc.name if isinstance(exc, Interrupted) else "SIGINT"
+            echo(f"{name}: shutting the application down")
             serve.shutdown()
+    echo("stopped")

@@ -49,7 +49,7 @@ from carbonsink.lake.features_store import (
     read_attrs,
     snapshot_metadata,
 )
-from carbonsink.lake.flux_store import FLUXES, FluxLayout, labelled_months, members, read_flux
+from carbonsink.lake.flux_store import FLUXES, FluxLayout, member_months, members, read_flux
 from carbonsink.lake.lake import Lake
 from pipelines.progress import progress_bar, wait_with_progress
 from pipelines.transaction import StoreTransaction, new_run_id
@@ -177,7 +177,7 @@ def plan_months(
         )
     holdout = set(em.holdout.months)
     ingested = set(ingested_months(features.store, layout))
-    labelled = {m: set(labelled_months(labels.store, flayout, m)) & ingested for m in chosen}
+    labelled = {m: set(member_months(labels.store, flayout, m)) & ingested for m in chosen}
     for m, months in labelled.items():
         if not months - holdout:
             raise ConfigError(
@@ -300,9 +300,9 @@ def run_train(settings: Settings, client: Client) -> TrainReport:
                 halo=halo,
                 architecture=arch,
                 training={
-                    "labelled_months": len(lab_months),
+                    "member_months": len(lab_months),
                     "labelled_window": f"{lab_months[0]}..{lab_months[-1]}",
-                    "unlabelled_months": len(unl) if semi else 0,
+                    "unmember_months": len(unl) if semi else 0,
                     "unlabelled_window": f"{unl[0].month}..{unl[-1].month}" if unl and semi else "",
                     "holdout": str(em.holdout),
                     "tiles": len(data.x),

@@ -8,11 +8,16 @@ if it created them.
 
 from __future__ import annotations
 
+import datetime as dt
+import json
+import socket
 import uuid
 from types import TracebackType
+from typing import Any
 
 import icechunk
 import pandas as pd
+import psutil
 
 from carbonsink.errors import LakeError, StorageError, brief, storage_problem
 from carbonsink.lake.lake import Lake
@@ -22,6 +27,68 @@ from pipelines.progress import console
 def new_run_id() -> str:
     """A sortable, unique run identifier (UTC time plus a random suffix)."""
     return f"{pd.Timestamp.now(tz='UTC'):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:6]}"
+
+
+#: Folder of the lake where open transactions say who holds their branch.
+RUNS = "runs"
+
+
+def _record_path(store: str, branch: str) -> str:
+    return f"{RUNS}/{store}.{branch}.json"
+
+
+def _this_process() -> dict[str, Any]:
+    me = psutil.Process()
+    return {"host": socket.gethostname(), "pid": me.pid, "process_started": me.create_time()}
+
+
+def _process_gone(record: dict[str, Any]) -> bool | None:
+    """Whether a record's process has ended; None where this host cannot tell (another host)."""
+    if record.get("host") != socket.gethostname():
+        return None
+    try:
+        proc = psutil.Process(int(record["pid"]))
+        # A reused pid belongs to a process started later.
+        return abs(proc.create_time() - float(record["process_started"])) > 1.0
+    except (psutil.NoSuchProcess, KeyError, ValueError):
+        return True
+
+
+def abandoned_branches(lake: Lake, store: str, older_than: dt.timedelta) -> list[str]:
+    """``run-*`` branches of a store whose run is over without having cleaned up.
+
+    A run's branch outlives it only when its process was killed outright (SIGKILL, a lost
+    node): SIGINT and SIGTERM abandon it on the way out. A branch counts as abandoned when
+    its run's record names a process of this host that has ended; or, where this host
+    cannot tell (a record from another host, or none: runs of older versions), when the run
+    began longer ago than ``older_than``.
+    """
+    repo = lake.open_repo(store)
+    if repo is None:
+        return []
+    now = dt.datetime.now(dt.UTC)
+    out = []
+    for branch in sorted(b for b in repo.list_branches() if b.startswith("run-")):
+        raw = lake.read_file(_record_path(store, branch))
+        record = json.loads(raw) if raw else {}
+        gone = _process_gone(record) if record else None
+        if gone is None:
+            try:
+                began = dt.datetime.strptime(branch[4:19], "%Y%m%dT%H%M%S").replace(tzinfo=dt.UTC)
+            except ValueError:
+                continue  # not a run branch of carbonsink's making
+            gone = now - began > older_than
+        if gone:
+            out.append(branch)
+    return out
+
+
+def remove_abandoned(lake: Lake, store: str, branch: str) -> None:
+    """Delete an abandoned run branch and its record."""
+    repo = lake.open_repo(store)
+    if repo is not None and branch in repo.list_branches():
+        repo.delete_branch(branch)
+    lake.delete_file(_record_path(store, branch))
 
 
 class StoreTransaction:
@@ -59,6 +126,10 @@ class StoreTransaction:
             self.repo = repo if repo is not None else self.lake.create_repo(self.store)
             self.base = self.repo.lookup_branch("main")
             self.repo.create_branch(self.branch, self.base)
+            # Who holds the branch, so that `carbonsink compact` can tell a branch whose
+            # process was killed outright from one still at work.
+            record = {"store": self.store, "branch": self.branch, **_this_process()}
+            self.lake.write_file(_record_path(self.store, self.branch), json.dumps(record).encode())
         except (OSError, icechunk.IcechunkError) as exc:
             problem = storage_problem(exc, f"the lake {self.lake.url}")
             if problem is None:
@@ -93,6 +164,7 @@ class StoreTransaction:
                 f"({brief(exc, 120)}); run it again"
             ) from None
         self.repo.delete_branch(self.branch)
+        self.lake.delete_file(_record_path(self.store, self.branch))
         # The tag names the published snapshot after the run, for provenance and rollback.
         self.repo.create_tag(self.branch, tip)
         self.tip = tip
@@ -125,6 +197,7 @@ class StoreTransaction:
     def abandon(self) -> None:
         """Undo what the run made: its branch, and a store or lake it created."""
         try:
+            self.lake.delete_file(_record_path(self.store, self.branch))
             if self.created:
                 self.lake.delete_repo(self.store)
                 if not self.lake_existed:

@@ -234,3 +234,27 @@ def field(times: pd.DatetimeIndex, resolution: float, base: float, per_lat: floa
     lat, lon = grid(resolution)
     k = np.arange(times.size, dtype=np.float64)[:, None, None]
     return base + per_lat * lat[None, :, None] + per_step * k + 0.0 * lon[None, None, :]
+
+
+#: Plausible monthly means of every variable carbonsink ingests, as the monthly means
+#: product stores them: ``tp`` in m a day (3.1 mm), ``ssrd`` in J m-2 a day (173.6 W m-2).
+MONTHLY_MEANS = {
+    "t2m": 285.0, "d2m": 280.0, "tp": 3.1e-3, "ssrd": 1.5e7, "swvl1": 0.3, "stl1": 286.0,
+    "lai_hv": 2.0, "lai_lv": 1.5, "u10": 3.0, "v10": -2.0, "sst": 290.0, "siconc": 0.0,
+    "msl": 101_325.0,
+}  # fmt: skip
+
+
+def monthly_download(
+    folder: Path, start: str, end: str, *, resolution: float = 1.0, **values: float
+) -> list[Path]:
+    """Every variable of a months' monthly means as a new-CDS download (two NetCDF files):
+    uniform fields (``values`` override :data:`MONTHLY_MEANS`), land north of the equator."""
+    times = pd.date_range(pd.Period(start, "M").start_time, pd.Period(end, "M").start_time,
+                          freq="MS")  # fmt: skip
+    lat, lon = grid(resolution)
+    shape = (times.size, lat.size, lon.size)
+    fields = {n: np.full(shape, v, np.float32) for n, v in {**MONTHLY_MEANS, **values}.items()}
+    fields["lsm"] = np.broadcast_to((lat > 0)[None, :, None], shape).astype(np.float32)
+    folder.mkdir(parents=True, exist_ok=True)
+    return new_netcdf(folder, "monthly", times, fields, resolution=resolution)

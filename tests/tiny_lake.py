@@ -2,6 +2,7 @@
 
 import asyncio
 import hashlib
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -79,3 +80,31 @@ def chunk_hashes(root: Any, store: str, storage: StorageOptions | None = None) -
         return dict(await asyncio.gather(*(digest(k) for k in keys)))
 
     return dict(zarr.core.sync.sync(collect()))
+
+
+def lake_state(root: Any) -> dict:
+    """Every store's branches, tags and tips, and every file outside the stores.
+
+    Inside a store only what readers can reach counts: a run that failed may leave chunk
+    objects it wrote before it failed, which no snapshot references (Icechunk's garbage
+    collection reclaims them).
+    """
+    from carbonsink.lake.lake import STORES
+
+    root = Path(root)
+    files = sorted(
+        str(p.relative_to(root))
+        for p in root.rglob("*")
+        if p.is_file() and p.relative_to(root).parts[0] not in STORES
+    )
+    stores = {}
+    lake = Lake(str(root))
+    for name in STORES:
+        repo = lake.open_repo(name)
+        if repo is not None:
+            stores[name] = (
+                sorted(repo.list_branches()),
+                sorted(repo.list_tags()),
+                repo.lookup_branch("main"),
+            )
+    return {"files": files, "stores": stores}

@@ -4,8 +4,9 @@ One group per member (an emulated process model, or an imported TRENDY/GOBM mode
 self-contained CF dataset: ``land_flux`` and ``ocean_flux`` (time, lat, lon) in
 kg C m-2 s-1 per m2 of grid cell, positive into the land / ocean, on the same monthly time
 axis and chunking as the ``features`` store (one month x one chunk of tiles per chunk), and
-``labelled`` (time) flags. Members are added as groups, so importing another model never
-rewrites the others.
+per-month flags: ``labelled`` in the labels store, ``mapped`` in the sink map (sink maps
+written before carbonsink named it so call it ``labelled``; both are read). Members are
+added as groups, so importing another model never rewrites the others.
 """
 
 from __future__ import annotations
@@ -42,6 +43,19 @@ _FLUX_ATTRS = {
         "long_name": "air-sea CO2 flux, positive into the ocean",
     },
 }
+
+
+#: The per-month flag of a member's group, by store kind: what a 1 means there.
+FLAGS = {"labels": "labelled", "sinkmap": "mapped"}
+
+
+def _flag_path(store: icechunk.IcechunkStore, member: str) -> str:
+    """The member's flag array: ``mapped`` or ``labelled`` (older sink maps)."""
+    group = zarr.open_group(store, path=member, mode="r")
+    name = next((f for f in ("mapped", "labelled") if f in group), None)
+    if name is None:
+        raise LakeError(f"the flux store's member {member} has no month flags; use a new lake")
+    return f"{member}/{name}"
 
 
 @dataclass(frozen=True)
@@ -101,6 +115,7 @@ class FluxLayout:
     def add_member(self, store: icechunk.IcechunkStore, member: str, attrs: dict[str, Any]) -> None:
         """Create a member's group: coordinates, empty fluxes (NaN) and flags (0)."""
         root = zarr.open_group(store, mode="r+")
+        flag = FLAGS.get(str(root.attrs.get("kind")), "labelled")
         g = root.create_group(member)
         g.attrs.update(attrs)
         ny, nx = self.grid.shape
@@ -122,8 +137,8 @@ class FluxLayout:
              "bounds": "lon_bounds"}, self.grid.lon)  # fmt: skip
         arr("lat_bounds", (ny, 2), (ny, 2), "float64", ("lat", "bnds"), {}, self.grid.lat_bounds)
         arr("lon_bounds", (nx, 2), (nx, 2), "float64", ("lon", "bnds"), {}, self.grid.lon_bounds)
-        arr("labelled", (nt,), (1,), "int8", ("time",),
-            {"long_name": "month holds this member's fluxes (1) or not (0)"}, fill=0)  # fmt: skip
+        arr(flag, (nt,), (1,), "int8", ("time",),
+            {"long_name": f"month is {flag} for this member (1) or not (0)"}, fill=0)  # fmt: skip
         chunks = (1, self.tiling.chunk_lat, self.tiling.chunk_lon)
         for name in FLUXES:
             a = dict(_FLUX_ATTRS[name])
@@ -146,11 +161,9 @@ def member_attrs(store: icechunk.IcechunkStore, member: str) -> dict[str, Any]:
     return dict(zarr.open_group(store, path=member, mode="r").attrs)
 
 
-def labelled_months(
-    store: icechunk.IcechunkStore, layout: FluxLayout, member: str
-) -> pd.PeriodIndex:
-    """Months that hold a member's fluxes."""
-    flags = np.asarray(zarr.open_array(store, path=f"{member}/labelled", mode="r")[:])
+def member_months(store: icechunk.IcechunkStore, layout: FluxLayout, member: str) -> pd.PeriodIndex:
+    """Months that hold a member's fluxes: labelled (labels store) or mapped (sink map)."""
+    flags = np.asarray(zarr.open_array(store, path=_flag_path(store, member), mode="r")[:])
     return layout.time_axis.months[flags == 1]
 
 
@@ -158,7 +171,7 @@ def write_member_flags(
     store: icechunk.IcechunkStore, layout: FluxLayout, member: str, months: Sequence[pd.Period]
 ) -> None:
     """Mark months as holding a member's fluxes."""
-    a = zarr.open_array(store, path=f"{member}/labelled", mode="r+")
+    a = zarr.open_array(store, path=_flag_path(store, member), mode="r+")
     for m in months:
         a[layout.month_index(m)] = 1
 
@@ -171,15 +184,16 @@ def read_flux(store: icechunk.IcechunkStore, member: str, name: str, index: int)
 def open_member(
     session: icechunk.Session, member: str, chunks: dict[str, int] | None = None
 ) -> xr.Dataset:
-    """A member's group as a lazy Dataset, restricted to its labelled months.
+    """A member's group as a lazy Dataset, restricted to the months it holds.
 
     ``chunks=None`` (the default) gives lazily indexed arrays without Dask: the time axis
     holds two centuries of small chunks, and a Dask graph over all of them costs seconds.
     """
     ds = xr.open_zarr(session.store, group=member, consolidated=False, chunks=chunks)
     ds = ds.set_coords([c for c in ("lat_bounds", "lon_bounds") if c in ds])
-    flags = np.asarray(zarr.open_array(session.store, path=f"{member}/labelled", mode="r")[:])
-    return ds.drop_vars("labelled").isel(time=np.flatnonzero(flags == 1))
+    path = _flag_path(session.store, member)
+    flags = np.asarray(zarr.open_array(session.store, path=path, mode="r")[:])
+    return ds.drop_vars(path.rsplit("/", 1)[1]).isel(time=np.flatnonzero(flags == 1))
 
 
 def ensemble_median(fields: list[np.ndarray]) -> np.ndarray:

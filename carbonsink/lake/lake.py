@@ -13,6 +13,7 @@ publishes nothing.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -160,6 +161,27 @@ class Lake:
             raise problem from exc
         return f"{self.url.rstrip('/')}/{relpath}"
 
+    def read_file(self, relpath: str) -> bytes | None:
+        """A plain file under the lake's root, or None if it is not there."""
+        path = f"{self.location.path.rstrip('/')}/{relpath}"
+        try:
+            return bytes(self._fs().cat_file(path))
+        except FileNotFoundError:
+            return None
+
+    def delete_file(self, relpath: str) -> None:
+        """Remove a plain file under the lake's root, if it is there.
+
+        Its folder goes too if that is left empty: a lake that a failed first run made must
+        look empty to be removed.
+        """
+        path = f"{self.location.path.rstrip('/')}/{relpath}"
+        with contextlib.suppress(FileNotFoundError):
+            self._fs().rm_file(path)
+        if self.location.is_local:
+            with contextlib.suppress(OSError):
+                os.rmdir(os.path.dirname(path))
+
     # -- the stores ---------------------------------------------------------------------
     def store_location(self, name: str) -> Location:
         """Location of one store."""
@@ -220,8 +242,23 @@ class Lake:
         return icechunk.Repository.open(storage, config=_repo_config())
 
     def create_repo(self, name: str) -> icechunk.Repository:
-        """Create a store's repository (and the lake marker)."""
-        self.create()
+        """Create a store's repository (and the lake marker).
+
+        Raises
+        ------
+        carbonsink.errors.StorageError
+            The lake's location is read-only, full or not writable.
+        """
+        try:
+            self.create()
+            if self.location.is_local:
+                # Icechunk makes a missing folder itself, and panics if it cannot.
+                os.makedirs(self.store_location(name).path, exist_ok=True)
+        except OSError as exc:
+            problem = storage_problem(exc, f"the lake {self.url}")
+            if problem is None:
+                raise
+            raise problem from exc
         return icechunk.Repository.create(self.icechunk_storage(name), config=_repo_config())
 
     def delete_repo(self, name: str) -> None:

@@ -100,6 +100,8 @@ def test_http_route_answers_boxes_and_refuses_bad_requests(app, lake, ray_cluste
     assert status == 200 and body[:4] == b"\x89HDF"
     for query, code, text in [
         ("bbox=-60,-20,-20,20", 400, "month=YYYY-MM"),
+        ("month=2024-13&bbox=-60,-20,-20,20", 400, "'2024-13' is not a valid month"),
+        ("month=2016-1&bbox=-60,-20,-20,20", 400, "write it as YYYY-MM"),
         (f"month={MONTH}&bbox=-60,-20", 400, "bbox=W,S,E,N"),
         (f"month={MONTH}&bbox=10,0,-10,5", 400, "W < E"),
         (f"month={MONTH}&bbox=-60,-20,-20,20&member=nope", 400, "member must be one of"),

@@ -14,7 +14,7 @@ import zarr
 
 from carbonsink.errors import LakeError
 from carbonsink.lake.features_store import read_attrs
-from carbonsink.lake.flux_store import ENSEMBLE_MEDIAN, FluxLayout, labelled_months
+from carbonsink.lake.flux_store import ENSEMBLE_MEDIAN, FluxLayout, member_months
 from carbonsink.lake.lake import Lake
 from carbonsink.lake.plan_store import RunLock, mark_done, read_plans, record_plan
 from carbonsink.timeutil import MonthWindow
@@ -64,7 +64,7 @@ def test_backfill_maps_each_unit_and_rebuilds_the_budget(uninterrupted, mapped_l
     root, out = uninterrupted
     assert "1 partition(s); 0 unit(s) done before, 5 run now" in out
     store = Lake(str(root)).open_repo("sinkmap").readonly_session("main").store
-    mapped = labelled_months(store, FluxLayout.from_attrs(read_attrs(store)), ENSEMBLE_MEDIAN)
+    mapped = member_months(store, FluxLayout.from_attrs(read_attrs(store)), ENSEMBLE_MEDIAN)
     assert [str(m) for m in mapped] == [
         str(m) for m in pd.period_range("2016-01", "2016-12", freq="M")
     ]

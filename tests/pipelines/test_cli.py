@@ -59,6 +59,47 @@ def test_help_for_newcomers():
     )
 
 
+def test_help_shows_examples_as_written():
+    def helped(*args):
+        r = subprocess.run([sys.executable, "-m", "pipelines.cli", *args, "--help"],
+                           capture_output=True, text=True)  # fmt: skip
+        assert r.returncode == 0
+        return r.stdout
+
+    top = helped()
+    # Examples keep their lines (click's paragraph re-wrapping would join them).
+    assert "    carbonsink run --out output\n" in top
+    assert "    carbonsink ingest --source 'era5/*.nc' --lake lake --start 2015-01 --end" in top
+    assert "143 terminated (SIGTERM)" in " ".join(top.split())
+    serve = " ".join(helped("serve").split())
+    assert "http://127.0.0.1:8000 by default" in serve and "Ctrl-C or SIGTERM" in serve
+    assert "any divisor of 180" in " ".join(helped("ingest").split())
+    ingest = helped("ingest")
+    assert (
+        "--source gs://gcp-public-data-arco-era5/ar/full_37-1h-0p25deg-chunk-1.zarr-v3 \\\n"
+        in ingest
+    )
+
+
+def test_settings_in_the_environment_are_checked(capsys, monkeypatch, tmp_path):
+    for value, said in [
+        ("abc", "environment variable CARBONSINK_GRID is not a JSON object"),  # not JSON
+        ("4", "fix the environment variable CARBONSINK_GRID"),  # JSON, not a section
+    ]:
+        monkeypatch.setenv("CARBONSINK_GRID", value)
+        code, _, err = run_cli(["status", "--lake", str(tmp_path)], capsys)
+        assert code == 2 and err.count("\n") == 1, err
+        assert said in err and "config file" not in err, err
+    monkeypatch.delenv("CARBONSINK_GRID")
+    monkeypatch.setenv("CARBONSINK_GRID__RESOLUTION", "7")
+    code, _, err = run_cli(["status", "--lake", str(tmp_path)], capsys)
+    assert code == 2 and "fix the environment variable CARBONSINK_GRID__RESOLUTION" in err, err
+    monkeypatch.delenv("CARBONSINK_GRID__RESOLUTION")
+    monkeypatch.setenv("CARBONSINK_SERVE__REPLICAS", "3")  # the setting is num_replicas
+    _, _, err = run_cli(["status", "--lake", str(tmp_path)], capsys)
+    assert "warning: CARBONSINK_SERVE__REPLICAS is not a carbonsink setting" in err
+
+
 def test_version(capsys):
     code, out, _ = run_cli(["--version"], capsys)
     assert code == 0 and out.startswith("carbonsink ")

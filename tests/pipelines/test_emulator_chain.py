@@ -12,7 +12,7 @@ import zarr
 from carbonsink.emulator.checkpoint import list_checkpoints, load_checkpoint
 from carbonsink.errors import CarbonsinkError, ConfigError, LakeError, SourceError
 from carbonsink.grid import ModelGrid
-from carbonsink.lake.flux_store import labelled_months, members, open_member
+from carbonsink.lake.flux_store import member_months, members, open_member
 from carbonsink.lake.lake import Lake
 from pipelines.evaluate import run_evaluate
 from pipelines.labels import run_labels
@@ -73,7 +73,7 @@ def test_train_publishes_both_variants_with_metadata(trained, lake):
     assert meta.training["holdout"] == "2016-01..2016-06"
     assert "co2" in meta.channels and "sst_anom" in meta.channels
     sup = load_checkpoint(session.store, "ref-warm", "supervised").metadata
-    assert sup.training["unlabelled_months"] == 0
+    assert sup.training["unmember_months"] == 0
 
 
 def test_training_is_deterministic(trained, lake, dask_client, tmp_path):
@@ -181,7 +181,7 @@ def test_import_trendy_and_gobm_files(trained, lake, dask_client, tmp_path):
     assert float(ds["land_flux"].isel(time=17).values[full_land][0]) == pytest.approx(
         2e-9 * (1 + 17 / 24), rel=1e-5
     )
-    flayout_months = labelled_months(session.store, _layout(session), "CLASSIC+NorESM")
+    flayout_months = member_months(session.store, _layout(session), "CLASSIC+NorESM")
     assert len(flayout_months) == 18
 
 

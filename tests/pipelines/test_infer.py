@@ -12,7 +12,7 @@ import zarr
 
 from carbonsink.errors import ConfigError
 from carbonsink.lake.features_store import open_published_features, read_static
-from carbonsink.lake.flux_store import FLUXES, labelled_months, members, read_flux
+from carbonsink.lake.flux_store import FLUXES, member_months, members, read_flux
 from carbonsink.lake.lake import Lake
 from pipelines.infer import MEDIAN, SPREAD, run_infer, sinkmap_layout
 from tests.tiny_lake import direct, settings
@@ -81,7 +81,7 @@ def test_infer_maps_the_window_like_direct_inference(mapped, infer_lake):
     lf = read_static(features.store, "land_fraction")
     assert np.isfinite(median[0][lf > 0]).all() and np.isnan(median[0][lf == 0]).all()
     for name in [*names, MEDIAN, SPREAD]:
-        assert [str(p) for p in labelled_months(store, layout, name)] == mapped.months
+        assert [str(p) for p in member_months(store, layout, name)] == mapped.months
     a = zarr.open_array(store, path=f"{MEDIAN}/land_flux", mode="r")
     assert a.attrs["units"] == "kg m-2 s-1" and a.attrs["positive"] == "down"
     assert a.chunks == (1, 9, 18)  # one tile per chunk: tiles never share a chunk

@@ -14,13 +14,21 @@ from carbonsink.config import load_settings
 from carbonsink.drivers import DRIVERS
 from carbonsink.errors import LakeError, SourceError
 from carbonsink.grid import EARTH_RADIUS_M, ModelGrid
-from carbonsink.lake.features_store import SOURCES_ATTR, open_features, read_attrs, read_layout
+from carbonsink.lake.features_store import (
+    SOURCES_ATTR,
+    data_origin,
+    open_features,
+    read_attrs,
+    read_fields,
+    read_layout,
+)
 from carbonsink.lake.lake import Lake
 from carbonsink.regrid import ConservativeRegridder
 from carbonsink.sources import ArcoEra5Source
 from carbonsink.timeutil import MonthWindow
 from pipelines.compact import run_compact
 from pipelines.ingest import months_to_ingest, run_ingest
+from tests import cds_files
 
 pytestmark = pytest.mark.integration
 # One tile per chunk here, so that every field spans several chunks.
@@ -269,3 +277,24 @@ def test_ingest_from_s3_into_an_s3_lake(dask_client, monthly_store, s3_server, s
     assert float(ds["t2m"].mean()) == pytest.approx(
         float(local["2m_temperature"].sel(time=slice("2015-01", "2015-12")).mean()), rel=0.02
     )
+
+
+def test_a_cds_monthly_means_download_becomes_the_right_drivers(dask_client, tmp_path):
+    """The first-day case: a new-CDS monthly-means download (valid_time, expver, number;
+    1 deg, 3 months) ingested at 10 deg. Its precipitation is 3.1 mm a day, its radiation
+    1.5e7 J m-2 a day: the lake must hold 3.1 mm a day and 173.6 W m-2, not 24 times that."""
+    cds_files.monthly_download(tmp_path / "cds", "2024-01", "2024-03", resolution=1.0)
+    s = settings(str(tmp_path / "cds" / "*.nc"), tmp_path / "lake", "2024-01", "2024-03")
+    report = run_ingest(s, dask_client)
+    assert [str(m) for m in report.months] == ["2024-01", "2024-02", "2024-03"]
+    store = Lake(str(tmp_path / "lake")).open_repo("features").readonly_session("main").store
+    layout = read_layout(store)
+    for month in report.months:
+        f = read_fields(store, ["pr", "rsds", "t2m", "u10"], layout.month_index(month))
+        np.testing.assert_allclose(f["pr"] * 86400, 3.1, rtol=1e-6)  # kg m-2 a day = mm a day
+        np.testing.assert_allclose(f["rsds"], 1.5e7 / 86400, rtol=1e-6)
+        np.testing.assert_allclose(f["t2m"], 285.0, rtol=1e-6)
+        np.testing.assert_allclose(f["u10"], 3.0, rtol=1e-6)
+    origin = data_origin(store, report.months)
+    assert not origin.synthetic
+    assert origin.label.startswith("ERA5 monthly averaged reanalysis (reanalysis-era5-single-")

@@ -1,0 +1,40 @@
+"""Flux stores: the labels store's and the sink map's per-month flags."""
+
+import pandas as pd
+import pytest
+import zarr
+
+from carbonsink.grid import ModelGrid
+from carbonsink.lake.flux_store import FluxLayout, member_months, open_member, write_member_flags
+from carbonsink.lake.lake import Lake
+
+
+@pytest.fixture
+def layout():
+    grid = ModelGrid(30.0)
+    return FluxLayout(grid, grid.tiling(3, 6, tiles_per_chunk=1))
+
+
+@pytest.mark.parametrize(("kind", "flag"), [("labels", "labelled"), ("sinkmap", "mapped")])
+def test_the_flag_says_what_a_month_holds(tmp_path, layout, kind, flag):
+    repo = Lake(str(tmp_path / "lake")).create_repo(kind)
+    session = repo.writable_session("main")
+    layout.create(session.store, kind)
+    layout.add_member(session.store, "m", {})
+    write_member_flags(session.store, layout, "m", [pd.Period("2016-03", "M")])
+    assert list(zarr.open_group(session.store, path="m").array_keys()).count(flag) == 1
+    assert [str(p) for p in member_months(session.store, layout, "m")] == ["2016-03"]
+    assert [str(t)[:7] for t in open_member(session, "m")["time"].values] == ["2016-03"]
+    assert flag not in open_member(session, "m")
+
+
+def test_sink_maps_written_before_the_rename_still_read(tmp_path, layout):
+    """Old sink maps call their flag ``labelled``: readers and writers take either."""
+    repo = Lake(str(tmp_path / "lake")).create_repo("sinkmap")
+    session = repo.writable_session("main")
+    layout.create(session.store, "labels")  # the old code wrote this flag whatever the kind
+    layout.add_member(session.store, "m", {})
+    zarr.open_group(session.store, mode="r+").attrs["kind"] = "sinkmap"
+    write_member_flags(session.store, layout, "m", [pd.Period("2020-01", "M")])
+    assert [str(p) for p in member_months(session.store, layout, "m")] == ["2020-01"]
+    assert "labelled" not in open_member(session, "m")
