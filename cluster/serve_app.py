@@ -101,15 +101,19 @@ def batching_config(settings: ServeSettings) -> dict[str, Any]:
 def plan_deployments(
     lake: str, lake_storage: dict[str, Any], settings: ServeSettings
 ) -> dict[str, list[str] | None]:
-    """Emulator deployments by name, with the members each serves (None: every member).
+    """Emulator deployments by name, with the members each serves.
 
-    ``multiplexed``: one ``emulator`` deployment. ``per-member``: ``emulator-<member>`` for
-    each member with a published emulator of the variant (read from the models store's
-    listing; the replicas still load their weights themselves).
+    The members are the ensemble (:func:`carbonsink.emulator.mapper.published_members`):
+    ``multiplexed``, one ``emulator`` deployment for all of them; ``per-member``,
+    ``emulator-<member>`` for each (read from the models store's listing; the replicas
+    still load their weights themselves).
     """
+    members = published_members(
+        Lake(lake, StorageOptions(**lake_storage)), settings.variant,
+        with_reference=settings.with_reference,
+    )  # fmt: skip
     if settings.layout == "multiplexed":
-        return {EMULATOR: None}
-    members = published_members(Lake(lake, StorageOptions(**lake_storage)), settings.variant)
+        return {EMULATOR: members}
     return {f"{EMULATOR}-{m}": [m] for m in members}
 
 

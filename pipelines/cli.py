@@ -443,6 +443,15 @@ RayAddressOpt = Annotated[
         help="Ray cluster to use, e.g. ray://head:10001 or auto (default: a local Ray).",
     ),
 ]
+WithReferenceOpt = Annotated[
+    bool | None,
+    typer.Option(
+        "--with-reference/--without-reference",
+        envvar="CARBONSINK_SERVE__WITH_REFERENCE",
+        help="Map the reference members too when the lake has imported TRENDY/GOBM members "
+        "(by default those alone are the ensemble).",
+    ),
+]
 VariantOpt = Annotated[
     str | None,
     typer.Option(
@@ -460,6 +469,7 @@ def infer(
     end: EndOpt = None,
     ray_address: RayAddressOpt = None,
     variant: VariantOpt = None,
+    with_reference: WithReferenceOpt = None,
     config: ConfigOpt = None,
 ) -> None:
     """Map a window of months at the model grid through the emulator's Ray Serve app.
@@ -475,7 +485,7 @@ def infer(
 
     s = _settings(
         config, lake=lake, start=start, end=end, ray={"address": ray_address},
-        serve={"variant": variant},
+        serve={"variant": variant, "with_reference": with_reference},
     )  # fmt: skip
     report = run_infer(s)
     for line in report.lines:
@@ -763,6 +773,7 @@ def serve(
     lake: LakeOpt = None,
     ray_address: RayAddressOpt = None,
     variant: VariantOpt = None,
+    with_reference: WithReferenceOpt = None,
     host: Annotated[
         str | None,
         typer.Option(
@@ -794,7 +805,8 @@ def serve(
 
     s = _settings(
         config, lake=lake, ray={"address": ray_address},
-        serve={"variant": variant, "http_host": host, "http_port": port},
+        serve={"variant": variant, "with_reference": with_reference, "http_host": host,
+               "http_port": port},
     )  # fmt: skip
     run_serve(s, _echo)
 
@@ -907,7 +919,8 @@ def _run(argv: list[str] | None) -> None:
     # typer returns 130 for a KeyboardInterrupt it caught itself (before our handler ran).
     if code == 130:
         typer.echo("interrupted by SIGINT: the interrupted step published nothing", err=True)
-    sys.exit(code if isinstance(code, int) else 0)
+    if isinstance(code, int) and code:
+        sys.exit(code)
 
 
 if __name__ == "__main__":  # pragma: no cover

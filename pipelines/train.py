@@ -49,7 +49,15 @@ from carbonsink.lake.features_store import (
     read_attrs,
     snapshot_metadata,
 )
-from carbonsink.lake.flux_store import FLUXES, FluxLayout, member_months, members, read_flux
+from carbonsink.lake.flux_store import (
+    FLUXES,
+    FluxLayout,
+    ensemble,
+    imported_members,
+    member_months,
+    members,
+    read_flux,
+)
 from carbonsink.lake.lake import Lake
 from pipelines.progress import progress_bar, wait_with_progress
 from pipelines.transaction import StoreTransaction, new_run_id
@@ -168,7 +176,8 @@ def plan_months(
     """Members to train, each member's labelled months, and every month to sample."""
     em = settings.emulator
     have = members(labels.store)
-    chosen = em.members or have
+    # Imported TRENDY/GOBM members are the ensemble; the references join only when named.
+    chosen = em.members or ensemble(have, imported_members(labels.store), with_reference=False)
     unknown = [m for m in chosen if m not in have]
     if unknown:
         raise ConfigError(

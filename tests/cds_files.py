@@ -85,6 +85,7 @@ def new_netcdf(
     """
     lat, lon = grid(resolution)
     stream, instant, accum = PRODUCTS.get(product, (None, None, None))
+    folder.mkdir(parents=True, exist_ok=True)
     paths = []
     for is_acc, step_type in ((False, instant), (True, accum)):
         names = [n for n in fields if PARAMS[n][2] == is_acc]
@@ -256,5 +257,4 @@ def monthly_download(
     shape = (times.size, lat.size, lon.size)
     fields = {n: np.full(shape, v, np.float32) for n, v in {**MONTHLY_MEANS, **values}.items()}
     fields["lsm"] = np.broadcast_to((lat > 0)[None, :, None], shape).astype(np.float32)
-    folder.mkdir(parents=True, exist_ok=True)
     return new_netcdf(folder, "monthly", times, fields, resolution=resolution)

@@ -22,6 +22,26 @@ from carbonsink.timeutil import MonthWindow
 
 DATA = Path(__file__).parent / "data"
 
+#: Session fixtures that start engines or build lakes, by the pytest-xdist group whose
+#: tests share them. Each worker builds the session fixtures its own tests use: the tests
+#: of the RayJob's backfill (the costliest fixture) run in one worker, the other tests of
+#: a trained or mapped lake in the other, and the rest (unit tests, and those that need
+#: only Dask and the ingested lake, cheap to build twice) go where there is room.
+XDIST_GROUPS = (
+    ("rayjob", {"rayjob_backfill"}),
+    ("mapped", {"ray_cluster", "trained", "mapped_lake"}),
+)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Put each test that shares costly session fixtures in its group (``--dist loadgroup``)."""
+    for item in items:
+        used = set(getattr(item, "fixturenames", ()))
+        for group, fixtures in XDIST_GROUPS:
+            if used & fixtures:
+                item.add_marker(pytest.mark.xdist_group(group))
+                break
+
 
 def make_sample(
     path: Path | str, start: str, end: str, *, resolution: float, step: str, seed: int = 0, **kw

@@ -17,6 +17,17 @@ from carbonsink.lake.lake import Lake
 from carbonsink.storage import StorageOptions
 
 GRID = {"resolution": 4.0, "tile_lat": 9, "tile_lon": 18, "chunk_tiles": 1}
+#: The tiny lake's grid, baseline and reference window as environment variables, as a
+#: user's shell (or a Kubernetes ConfigMap) would set them for the command line.
+TINY_ENV = {
+    "CARBONSINK_GRID__RESOLUTION": "4",
+    "CARBONSINK_GRID__TILE_LAT": "9",
+    "CARBONSINK_GRID__TILE_LON": "18",
+    "CARBONSINK_INGEST__BASELINE_START": "2015-01",
+    "CARBONSINK_INGEST__BASELINE_END": "2015-12",
+    "CARBONSINK_BUDGET__REFERENCE_START": "2016",
+    "CARBONSINK_BUDGET__REFERENCE_END": "2016",
+}
 TINY = {
     "crop": 8,
     "crops_per_month": 6,

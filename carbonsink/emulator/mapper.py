@@ -30,7 +30,7 @@ from carbonsink.emulator.inputs import StaticFields, feature_channels, normalise
 from carbonsink.emulator.tiles import TileKey, read_with_halo, tile_keys, tile_origin
 from carbonsink.errors import LakeError
 from carbonsink.lake.features_store import FeaturesLayout, open_published_features
-from carbonsink.lake.flux_store import FLUXES
+from carbonsink.lake.flux_store import FLUXES, ensemble, imported_members
 from carbonsink.lake.lake import Lake
 
 #: Months of driver fields a mapper keeps (160 MB each at 0.25 deg for 13 drivers).
@@ -44,8 +44,11 @@ def _models_store(lake: Lake) -> icechunk.IcechunkStore:
     return repo.readonly_session("main").store
 
 
-def published_members(lake: Lake, variant: str) -> list[str]:
-    """Members with a published emulator of ``variant``, sorted.
+def published_members(lake: Lake, variant: str, *, with_reference: bool = False) -> list[str]:
+    """The ensemble: members with a published emulator of ``variant``, sorted.
+
+    Where the lake's labels hold imported TRENDY / GOBM members, those alone, unless
+    ``with_reference`` (:func:`carbonsink.lake.flux_store.ensemble`).
 
     Raises
     ------
@@ -58,7 +61,9 @@ def published_members(lake: Lake, variant: str) -> list[str]:
             f"the models store has no {variant} emulator; run carbonsink train or pick another "
             "variant"
         )
-    return found
+    labels = lake.open_repo("labels")
+    imported = imported_members(labels.readonly_session("main").store) if labels else []
+    return ensemble(found, imported, with_reference=with_reference)
 
 
 def load_emulators(
@@ -70,6 +75,8 @@ def load_emulators(
 ) -> dict[str, CnnEmulator]:
     """The published emulators of one variant, by member, checked against the features.
 
+    ``members`` default to the ensemble (:func:`published_members`).
+
     Raises
     ------
     LakeError
@@ -77,7 +84,7 @@ def load_emulators(
     """
     store = _models_store(lake)
     found = [m for v, m in list_checkpoints(store) if v == variant]
-    chosen = list(members) if members else found
+    chosen = list(members) if members else published_members(lake, variant)
     missing = [m for m in chosen if m not in found]
     if not chosen or missing:
         raise LakeError(

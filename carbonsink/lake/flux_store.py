@@ -161,6 +161,31 @@ def member_attrs(store: icechunk.IcechunkStore, member: str) -> dict[str, Any]:
     return dict(zarr.open_group(store, path=member, mode="r").attrs)
 
 
+#: ``source`` of a labels-store member imported from TRENDY / GOBM output.
+IMPORTED = "imported"
+
+
+def imported_members(store: icechunk.IcechunkStore) -> list[str]:
+    """Members of a labels store imported from model output (not carbonsink's references)."""
+    return [m for m in members(store) if member_attrs(store, m).get("source") == IMPORTED]
+
+
+def ensemble(
+    candidates: Sequence[str], imported: Sequence[str], *, with_reference: bool
+) -> list[str]:
+    """The members an ensemble takes from ``candidates``.
+
+    carbonsink's reference process models are a stand-in for real model output: once a
+    lake holds imported TRENDY / GOBM members, its ensemble is those, and the reference
+    members join them only when asked (``with_reference``). Without imported members, the
+    reference members are the ensemble.
+    """
+    chosen = [m for m in candidates if m in set(imported)]
+    if not chosen or with_reference:
+        return list(candidates)
+    return chosen
+
+
 def member_months(store: icechunk.IcechunkStore, layout: FluxLayout, member: str) -> pd.PeriodIndex:
     """Months that hold a member's fluxes: labelled (labels store) or mapped (sink map)."""
     flags = np.asarray(zarr.open_array(store, path=_flag_path(store, member), mode="r")[:])

@@ -243,7 +243,7 @@ class CdsEra5Source:
                     raw = cfgrib.open_datasets(
                         path, backend_kwargs={"indexpath": "", "read_keys": _GRIB_READ_KEYS}
                     )
-                evidence = Evidence(hints=[Path(path).name])
+                evidence = Evidence()
                 for part in raw:
                     evidence = evidence.merge(evidence_of(part, Path(path).name))
                 parts = [normalise_cds(p, url=path) for p in raw]

@@ -48,13 +48,14 @@ def app(trained, lake, ray_cluster):
     serve.delete(APP_NAME)
 
 
-def test_per_member_layout_has_one_deployment_per_member(app):
+def test_per_member_layout_has_one_deployment_per_member(app, lake):
     plan, routes, info = app
     assert plan == {f"{EMULATOR}-{m}": [m] for m in MEMBERS}
     assert info["members"] == MEMBERS and len(info["replicas"]) == 3
     for m in MEMBERS:
         assert routes.handle(m).describe.remote().result()["members"] == [m]
-    assert plan_deployments("unused", {}, settings("unused").serve) == {EMULATOR: None}
+    # multiplexed: one deployment serves the whole ensemble (here the reference members)
+    assert plan_deployments(str(lake), {}, settings(lake).serve) == {EMULATOR: MEMBERS}
 
 
 def test_tiles_from_each_member_deployment_equal_direct_inference(app, lake):

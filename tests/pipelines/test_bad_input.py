@@ -17,7 +17,7 @@ import zarr
 from carbonsink.lake.lake import Lake
 from pipelines.cli import main
 from tests import cds_files
-from tests.tiny_lake import lake_state
+from tests.tiny_lake import TINY_ENV, lake_state
 
 pytestmark = pytest.mark.integration
 
@@ -305,13 +305,7 @@ WRITES_THE_LAKE = {checkpoint_for_another_grid, checkpoint_for_other_drivers}
 def env(monkeypatch, dask_client, s3_server, ray_cluster):
     """The tiny lake's grid and windows, the shared cluster, an S3 server without keys."""
     for key, value in {
-        "CARBONSINK_GRID__RESOLUTION": "4",
-        "CARBONSINK_GRID__TILE_LAT": "9",
-        "CARBONSINK_GRID__TILE_LON": "18",
-        "CARBONSINK_INGEST__BASELINE_START": "2015-01",
-        "CARBONSINK_INGEST__BASELINE_END": "2015-12",
-        "CARBONSINK_BUDGET__REFERENCE_START": "2016",
-        "CARBONSINK_BUDGET__REFERENCE_END": "2016",
+        **TINY_ENV,
         "CARBONSINK_DASK__ADDRESS": dask_client.scheduler.address,
         "CARBONSINK_SERVE__HTTP_PORT": str(ray_cluster["http_port"]),
         "TEST_S3_ENDPOINT": s3_server,

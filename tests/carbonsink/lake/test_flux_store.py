@@ -5,7 +5,13 @@ import pytest
 import zarr
 
 from carbonsink.grid import ModelGrid
-from carbonsink.lake.flux_store import FluxLayout, member_months, open_member, write_member_flags
+from carbonsink.lake.flux_store import (
+    FluxLayout,
+    ensemble,
+    member_months,
+    open_member,
+    write_member_flags,
+)
 from carbonsink.lake.lake import Lake
 
 
@@ -38,3 +44,21 @@ def test_sink_maps_written_before_the_rename_still_read(tmp_path, layout):
     write_member_flags(session.store, layout, "m", [pd.Period("2020-01", "M")])
     assert [str(p) for p in member_months(session.store, layout, "m")] == ["2020-01"]
     assert "labelled" not in open_member(session, "m")
+
+
+@pytest.mark.parametrize(
+    ("imported", "with_reference", "expected"),
+    [
+        ([], False, ["ref-dry", "ref-moderate"]),  # references alone: they are the ensemble
+        (["CLASSIC"], False, ["CLASSIC"]),  # imported members: the references stay out
+        (["CLASSIC"], True, ["CLASSIC", "ref-dry", "ref-moderate"]),  # unless asked
+        (["ORCHIDEE"], False, ["ref-dry", "ref-moderate"]),  # imported, but not trained
+    ],
+)
+def test_imported_members_make_the_ensemble_without_the_references(
+    imported, with_reference, expected
+):
+    candidates = ["CLASSIC", "ref-dry", "ref-moderate"]
+    if not set(imported) & set(candidates):
+        candidates = ["ref-dry", "ref-moderate"]
+    assert ensemble(candidates, imported, with_reference=with_reference) == expected
