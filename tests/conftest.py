@@ -22,15 +22,12 @@ from carbonsink.timeutil import MonthWindow
 
 DATA = Path(__file__).parent / "data"
 
-#: Session fixtures that start engines or build lakes, by the pytest-xdist group whose
-#: tests share them. Each worker builds the session fixtures its own tests use: the tests
-#: of the RayJob's backfill (the costliest fixture) run in one worker, the other tests of
-#: a trained or mapped lake in the other, and the rest (unit tests, and those that need
-#: only Dask and the ingested lake, cheap to build twice) go where there is room.
-XDIST_GROUPS = (
-    ("rayjob", {"rayjob_backfill"}),
-    ("mapped", {"ray_cluster", "trained", "mapped_lake"}),
-)
+#: Session fixtures that start Ray or build trained and mapped lakes, by the pytest-xdist
+#: group whose tests share them. Each worker builds the session fixtures its own tests use,
+#: so the tests of these run in one worker (one Ray, one trained lake, one RayJob
+#: backfill); the rest (unit tests, and those that need only Dask and the ingested lake,
+#: cheap to build twice) go to whichever worker is free.
+XDIST_GROUPS = (("engines", {"ray_cluster", "trained", "mapped_lake", "rayjob_backfill"}),)
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
