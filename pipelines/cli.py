@@ -13,7 +13,7 @@ import signal
 import sys
 import threading
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 from typer.exceptions import TyperException
@@ -886,13 +886,7 @@ def _run(argv: list[str] | None) -> None:
         typer.echo(f"error: {exc}", err=True)
         sys.exit(2)
     except (Interrupted, KeyboardInterrupt) as exc:
-        name = exc.name if isinstance(exc, Interrupted) else "SIGINT"
-        typer.echo(
-            f"interrupted by {name}: the interrupted step published nothing and its run "
-            "branch was removed; published work is kept",
-            err=True,
-        )
-        sys.exit(143 if name == "SIGTERM" else 130)
+        _interrupted(exc.name if isinstance(exc, Interrupted) else "SIGINT")
     except typer.Exit as exc:
         sys.exit(exc.exit_code)
     except typer.Abort:
@@ -916,11 +910,19 @@ def _run(argv: list[str] | None) -> None:
             err=True,
         )
         sys.exit(1)
-    # typer returns 130 for a KeyboardInterrupt it caught itself (before our handler ran).
-    if code == 130:
-        typer.echo("interrupted by SIGINT: the interrupted step published nothing", err=True)
+    if code == 130:  # typer caught a KeyboardInterrupt itself (before our handler ran)
+        _interrupted("SIGINT")
     if isinstance(code, int) and code:
         sys.exit(code)
+
+
+def _interrupted(name: str) -> NoReturn:
+    typer.echo(
+        f"interrupted by {name}: the interrupted step published nothing (its run branch is "
+        "gone); published work is kept",
+        err=True,
+    )
+    sys.exit(143 if name == "SIGTERM" else 130)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -22,23 +22,6 @@ from carbonsink.timeutil import MonthWindow
 
 DATA = Path(__file__).parent / "data"
 
-#: Session fixtures that start Ray or build trained and mapped lakes, by the pytest-xdist
-#: group whose tests share them. Each worker builds the session fixtures its own tests use,
-#: so the tests of these run in one worker (one Ray, one trained lake, one RayJob
-#: backfill); the rest (unit tests, and those that need only Dask and the ingested lake,
-#: cheap to build twice) go to whichever worker is free.
-XDIST_GROUPS = (("engines", {"ray_cluster", "trained", "mapped_lake", "rayjob_backfill"}),)
-
-
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Put each test that shares costly session fixtures in its group (``--dist loadgroup``)."""
-    for item in items:
-        used = set(getattr(item, "fixturenames", ()))
-        for group, fixtures in XDIST_GROUPS:
-            if used & fixtures:
-                item.add_marker(pytest.mark.xdist_group(group))
-                break
-
 
 def make_sample(
     path: Path | str, start: str, end: str, *, resolution: float, step: str, seed: int = 0, **kw

@@ -140,7 +140,7 @@ class Evidence:
     classes
         MARS classes (``ea``, ``l5``, ...).
     step_types
-        GRIB step type by variable.
+        GRIB step types, by where they were found (a variable, a file name, a history line).
     data_types
         GRIB data types (``an``, ``fc``, ``em``, ...).
     members

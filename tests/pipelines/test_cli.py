@@ -59,12 +59,11 @@ def test_help_for_newcomers():
     )
 
 
-def test_help_shows_examples_as_written():
+def test_help_shows_examples_as_written(capsys):
     def helped(*args):
-        r = subprocess.run([sys.executable, "-m", "pipelines.cli", *args, "--help"],
-                           capture_output=True, text=True)  # fmt: skip
-        assert r.returncode == 0
-        return r.stdout
+        code, out, _ = run_cli([*args, "--help"], capsys)
+        assert code == 0
+        return out
 
     top = helped()
     # Examples keep their lines (click's paragraph re-wrapping would join them).

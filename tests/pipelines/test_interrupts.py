@@ -9,6 +9,7 @@ missing. Each ends with the right exit code, one line on stderr, and the lake as
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -130,31 +131,63 @@ def test_an_error_in_a_dask_task_is_one_line_with_the_default_engines(tmp_path):
     assert not target.exists()
 
 
-def _in_namespace(script: str) -> tuple[str, ...]:
-    """Run the command in a mount namespace of its own, after ``script`` set it up."""
-    return ("unshare", "--map-root-user", "--mount", "sh", "-c", f'{script} && exec "$0" "$@"')
+#: Runs several commands through the CLI's entry point in one process (one import of
+#: carbonsink for all): ``python -c _COMMANDS '[[argv...], ...]'`` prints, per command, its
+#: exit code and its stderr, as JSON.
+_COMMANDS = (
+    "import contextlib, io, json, sys\n"
+    "from pipelines.cli import main\n"
+    "done = []\n"
+    "for argv in json.loads(sys.argv[1]):\n"
+    "    err = io.StringIO()\n"
+    "    with contextlib.redirect_stderr(err):\n"
+    "        try:\n"
+    "            main(argv)\n"
+    "            code = 0\n"
+    "        except SystemExit as exc:\n"
+    "            code = exc.code\n"
+    "    done.append([code, err.getvalue()])\n"
+    "print(json.dumps(done))\n"
+)
 
 
-@pytest.mark.parametrize("command", ["ingest", "budget", "report", "compact"])
-def test_a_read_only_lake_is_named_so(mapped_lake, monthly_store, tmp_path, command):
+def run_in_namespace(setup: str, commands: list[list[str]], after: str = "true") -> list:
+    """``commands`` in a mount namespace of their own (``unshare``: the mounts vanish with
+    it), after the shell commands ``setup``; ``after`` runs there when they are done."""
+    script = f'{setup} && "$0" "$@" && {after}'
+    proc = subprocess.run(
+        ["unshare", "--map-root-user", "--mount", "sh", "-c", script, sys.executable, "-c",
+         _COMMANDS, json.dumps(commands)],
+        env=_env(), capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return [
+        (code, [x for x in err.splitlines() if x.strip() and "(raylet)" not in x])
+        for code, err in json.loads(proc.stdout.strip().splitlines()[-1])
+    ]
+
+
+def test_a_read_only_lake_is_named_so(mapped_lake, monthly_store, tmp_path):
+    """A read-only mount of the lake, for a command of each way of writing: an ingest (a
+    transaction), the budget, the report (plain files) and compact (the lock's store)."""
     root = tmp_path / "lake"
     shutil.copytree(mapped_lake, root)
     before = lake_state(root)
-    args = {
-        "ingest": ingest(root, monthly_store),
-        "budget": ("budget", "--lake", str(root)),
-        "report": ("report", "--lake", str(root)),
-        "compact": ("compact", "--lake", str(root)),
-    }[command]
+    commands = [
+        list(ingest(root, monthly_store)),
+        ["budget", "--lake", str(root)],
+        ["report", "--lake", str(root)],
+        ["compact", "--lake", str(root)],
+    ]
     ro = f"mount --bind {root} {root} && mount -o remount,bind,ro {root}"
-    rc, _, err = run(*args, prefix=_in_namespace(ro))
-    assert rc == 2, err
-    assert len(err) == 1 and "is read-only (Read-only file system)" in err[0], err
-    assert "run the same command again" not in err[0]
+    for argv, (rc, err) in zip(commands, run_in_namespace(ro, commands), strict=True):
+        assert rc == 2, (argv[0], err)
+        assert len(err) == 1 and "is read-only (Read-only file system)" in err[0], (argv[0], err)
+        assert "run the same command again" not in err[0]
     assert lake_state(root) == before
 
 
-#: Run inside the namespace after the command: files left half-written (none may be).
+#: Files left half-written under a folder (none may be): partial files, truncated PNGs.
 _HALF_WRITTEN = (
     "import pathlib, sys; root = pathlib.Path(sys.argv[1]); "
     "print(*[p for p in root.rglob('*') if p.is_file() and ('.partial' in p.name or "
@@ -162,26 +195,25 @@ _HALF_WRITTEN = (
 )
 
 
-@pytest.mark.parametrize("command", ["budget", "report"])
-def test_a_full_disk_is_named_so_and_leaves_no_half_file(mapped_lake, tmp_path, command):
-    """The lake on a small file system, filled up: one line, and no half-written file."""
+def test_a_full_disk_is_named_so_and_leaves_no_half_file(mapped_lake, tmp_path):
+    """The lake on a small file system, filled up: the budget (Icechunk) and the report
+    (plain files) fail in one line each, and leave no half-written file."""
     disk = tmp_path / "disk"
     disk.mkdir()
     blocks = sum(-(-f.stat().st_size // 4096) for f in mapped_lake.rglob("*") if f.is_file())
     size_mb = blocks * 4096 // 2**20 + 16
-    report = tmp_path / "half-written.txt"
-    script = (
+    setup = (
         f"mount -t tmpfs -o size={size_mb}m tmpfs {disk} && cp -r {mapped_lake} {disk}/lake && "
-        f"(head -c {size_mb}m /dev/zero > {disk}/fill 2>/dev/null; true) && "
-        f'"$0" "$@"; rc=$?; {sys.executable} -c "{_HALF_WRITTEN}" {disk}/lake > {report}; '
-        "exit $rc"
+        f"(head -c {size_mb}m /dev/zero > {disk}/fill 2>/dev/null; true)"
     )
-    proc = start(command, "--lake", str(disk / "lake"),
-                 prefix=("unshare", "--map-root-user", "--mount", "sh", "-c", script))  # fmt: skip
-    rc, _, err = finish(proc)
-    assert rc == 2, err
-    assert len(err) == 1 and "has no space left (No space left on device)" in err[0], err
-    assert report.read_text().split() == []
+    half = tmp_path / "half-written.txt"
+    after = f'{sys.executable} -c "{_HALF_WRITTEN}" {disk}/lake > {half}'
+    lake = str(disk / "lake")
+    commands = [["budget", "--lake", lake], ["report", "--lake", lake]]
+    for argv, (rc, err) in zip(commands, run_in_namespace(setup, commands, after), strict=True):
+        assert rc == 2, (argv[0], err)
+        assert len(err) == 1 and "has no space left (No space left on device)" in err[0], err
+    assert half.read_text().split() == []
 
 
 @pytest.mark.parametrize("command", ["budget", "report", "export"])
