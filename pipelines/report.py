@@ -123,8 +123,9 @@ def run_report(settings: Settings) -> ReportOutput:
     )
     last = budget.loc[newest]
     offsets = provenance.get("offsets_GtC_per_yr", {}).get(ENSEMBLE_MEDIAN, {})
+    warning = "SYNTHETIC SAMPLE DATA, NOT THE REAL WORLD: a demonstration of the machinery. "
     headline = (
-        (f"SYNTHETIC SAMPLE DATA, NOT THE REAL WORLD: {data}. " if synthetic else "")
+        (warning if synthetic else "")
         + f"{newest}: EFOS {last.EFOS:.2f} + ELUC {last.ELUC:.2f} = GATM {last.GATM:.2f} + "
         f"SOCEAN {last.SOCEAN:.2f} +- {last.SOCEAN_sigma:.2f} + SLAND {last.SLAND:.2f} +- "
         f"{last.SLAND_sigma:.2f} + BIM {last.BIM:.2f} +- {last.BIM_sigma:.2f} GtC/yr. "

@@ -52,6 +52,8 @@ def _process_gone(record: dict[str, Any]) -> bool | None:
         return abs(proc.create_time() - float(record["process_started"])) > 1.0
     except (psutil.NoSuchProcess, KeyError, ValueError):
         return True
+    except psutil.AccessDenied:  # another user's process, alive
+        return False
 
 
 def abandoned_branches(lake: Lake, store: str, older_than: dt.timedelta) -> list[str]:
