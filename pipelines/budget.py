@@ -321,10 +321,11 @@ def run_budget(settings: Settings) -> BudgetReport:
     references = {
         sink: reference_sink(release, sink, window, b.statistic) for sink in SINKS.values()
     }
-    annual: dict[str, pd.DataFrame] = {}
+    annual: dict[str, pd.DataFrame] = {}  # adjusted
+    raw_annual: dict[str, pd.DataFrame] = {}
     offsets: dict[str, dict[str, float]] = {}
     for name, table in monthly.items():
-        yearly = annual_totals(table)
+        yearly = raw_annual[name] = annual_totals(table)
         adjusted = {}
         offsets[name] = {}
         for sink in SINKS.values():
@@ -386,7 +387,6 @@ def run_budget(settings: Settings) -> BudgetReport:
         "members": member_names,
         **info,
     }
-    raw_annual = {name: annual_totals(t) for name, t in monthly.items()}
     regions_monthly, regions_annual, region_info = regional_tables(
         sinkmap, (b.baseline_start, b.baseline_end)
     )

@@ -367,13 +367,10 @@ class DataOrigin:
         is a demonstration, not a budget of the real world.
     products
         The products the months were ingested from (empty where not recorded).
-    unrecorded
-        Months ingested before carbonsink recorded their origin.
     """
 
     synthetic: bool
     products: tuple[str, ...]
-    unrecorded: int = 0
 
     @property
     def label(self) -> str:
@@ -396,7 +393,7 @@ def data_origin(store: icechunk.IcechunkStore, months: Sequence[pd.Period]) -> D
     synthetic = bool(keys & set(attrs.get(SYNTHETIC_ATTR, [])))
     recorded = attrs.get(PRODUCTS_ATTR, {})
     products = tuple(sorted({recorded[k] for k in keys if recorded.get(k)}))
-    return DataOrigin(synthetic, products, sum(1 for k in keys if not recorded.get(k)))
+    return DataOrigin(synthetic, products)
 
 
 def month_sources(repo: icechunk.Repository, branch: str = "main") -> dict[pd.Period, str]:

@@ -24,6 +24,8 @@ import pandas as pd
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 
+from carbonsink.budget.tables import GROUPS
+
 #: Colours of the budget components (close to the GCB's own figures).
 COLOURS = {
     "EFOS": "#4d4d4d",
@@ -147,7 +149,7 @@ def region_bars(anomalies: pd.DataFrame, year: int, baseline: str, *, mark: str 
     ``anomalies`` is the year's rows of the long regional table (``region``, ``group``,
     ``flux``, ``value``).
     """
-    groups = [g for g in GROUP_ORDER if g in set(anomalies["group"])]
+    groups = [g for g in GROUP_TITLES if g in set(anomalies["group"])]
     sizes = [int((anomalies["group"] == g).sum()) for g in groups]
     fig = Figure(figsize=(10, 0.3 * sum(sizes) + 1.2 * len(groups) + 1), layout="constrained")
     axes = np.atleast_1d(fig.subplots(len(groups), 1, height_ratios=[n + 1.5 for n in sizes]))
@@ -172,11 +174,10 @@ def region_bars(anomalies: pd.DataFrame, year: int, baseline: str, *, mark: str 
     return _png(fig)
 
 
-#: Panels of the regional figure, in order, and their titles.
-GROUP_ORDER = ("latitude band", "continent", "ocean basin", "hotspot")
+#: Panels of the regional figure, in the tables' order of region kinds, and their titles.
 GROUP_TITLES = {
-    "latitude band": "Latitude bands (they partition the globe)",
-    "continent": "Continents (they partition the land)",
-    "ocean basin": "Ocean basins (they partition the ocean)",
-    "hotspot": "Hotspots (inside the regions above; not to be added to them)",
+    GROUPS["band"]: "Latitude bands (they partition the globe)",
+    GROUPS["continent"]: "Continents (they partition the land)",
+    GROUPS["basin"]: "Ocean basins (they partition the ocean)",
+    GROUPS["hotspot"]: "Hotspots (inside the regions above; not to be added to them)",
 }
