@@ -38,7 +38,7 @@ def _as_value_error(check: Any, *args: Any, **kwargs: Any) -> None:
     try:
         check(*args, **kwargs)
     except ConfigError as exc:
-        raise ValueError(str(exc)) from None
+        raise ValueError(str(exc)) from exc
 
 
 class _Section(BaseModel):
@@ -465,7 +465,7 @@ def load_settings(config: str | os.PathLike[str] | None = None, **overrides: Any
     try:
         return Settings(**clean)
     except ValidationError as err:
-        raise ConfigError(_describe(err)) from None
+        raise ConfigError(_describe(err)) from err
     except ConfigError:
         raise
     except SettingsError as exc:  # a section given whole as one variable, not valid JSON

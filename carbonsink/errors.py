@@ -44,6 +44,13 @@ class LakeError(CarbonsinkError):
     """The lake is missing, not a carbonsink lake, or does not match the request."""
 
 
+class ClusterError(CarbonsinkError):
+    """A compute engine (Dask scheduler, Ray cluster, Kubernetes) cannot be started or reached.
+
+    The settings may be right and the cluster down, so it is not a ConfigError.
+    """
+
+
 class StorageError(CarbonsinkError):
     """Storage refuses the writes: read-only, out of space, or not permitted.
 

@@ -81,12 +81,12 @@ class SourceReader:
             raise SourceUnreachableError(
                 f"lost {self.url} while reading {name}: {brief(exc)}; check the connection "
                 "and run again (published work is kept)"
-            ) from None
+            ) from exc
         except Exception as exc:  # codecs: the stored bytes are not what they claim
             raise SourceError(
                 f"{name} of {self.url} does not decode ({brief(exc)}): a chunk is damaged; "
                 "repair or re-download the store"
-            ) from None
+            ) from exc
         return values, var.attrs.get("units")
 
 

@@ -50,7 +50,7 @@ def cache_dir() -> Path:
 
 
 @lru_cache(maxsize=1)
-def _coarse_counts() -> np.ndarray:
+def coarse_counts() -> np.ndarray:
     """Land pixels (0-9) per 1/40 degree block, rows from 90N southwards, from 180W."""
     # Loading the 1 km mask costs seconds and 1 GB; its 3 x 3 block counts (100 MB, a few
     # MB compressed) are cached on disk so later processes skip it.
@@ -63,7 +63,7 @@ def _coarse_counts() -> np.ndarray:
             return counts
     except (OSError, KeyError, ValueError):
         pass
-    counts = _counts_from_package()
+    counts = counts_from_package()
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(f".{os.getpid()}.tmp.npz")
@@ -74,7 +74,8 @@ def _coarse_counts() -> np.ndarray:
     return counts
 
 
-def _counts_from_package() -> np.ndarray:
+def counts_from_package() -> np.ndarray:
+    """The 1 km GLOBE mask of the global-land-mask package as 1/40 degree block counts."""
     with _lock:
         path = resources.files("global_land_mask") / "globe_combined_mask_compressed.npz"
         with resources.as_file(path) as p, np.load(p) as npz:
@@ -117,7 +118,7 @@ def land_fraction(lat_bounds: np.ndarray, lon_bounds: np.ndarray) -> np.ndarray:
         src_lat, src_lon, lat_bounds, lon_bounds, min_valid_fraction=1e-9
     )
     # The kernel reads the uint8 counts directly: no 400 MB float copy of the grid.
-    frac = regridder.apply(_coarse_counts()) / np.float32(_BLOCK * _BLOCK)
+    frac = regridder.apply(coarse_counts()) / np.float32(_BLOCK * _BLOCK)
     frac = np.clip(np.nan_to_num(frac, nan=0.0), 0.0, 1.0)
     # float32 accumulation leaves 1 - 4e-7 in solid land cells: snap such rounding.
     frac[frac > 1.0 - 1e-5] = 1.0

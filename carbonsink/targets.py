@@ -85,12 +85,12 @@ def _open(path: str) -> xr.Dataset:
     coder = xr.coders.CFDatetimeCoder(use_cftime=True)
     try:
         ds = xr.open_dataset(path, decode_times=coder, chunks={})
-    except FileNotFoundError:
-        raise SourceError(f"target file {path} does not exist; check the path") from None
+    except FileNotFoundError as exc:
+        raise SourceError(f"target file {path} does not exist; check the path") from exc
     except Exception as exc:
         raise SourceError(
             f"cannot read target file {path} ({brief(exc)}); pass a NetCDF file"
-        ) from None
+        ) from exc
     renames = {k: v for k, v in (("lat", "latitude"), ("lon", "longitude")) if k in ds.dims}
     return ds.rename(renames)
 
@@ -141,11 +141,11 @@ def open_target(path: str, kind: Kind) -> TargetFile:
     times = ds["time"].values
     try:
         months = pd.PeriodIndex([pd.Period(year=t.year, month=t.month, freq="M") for t in times])
-    except AttributeError:
+    except AttributeError as exc:
         raise SourceError(
             f"time of {path} could not be decoded to dates; give it CF units such as "
             "'days since 1700-01-01' and a calendar"
-        ) from None
+        ) from exc
     if months.has_duplicates or not months.is_monotonic_increasing:
         raise SourceError(
             f"time of {path} is not one step per month (repeated or unordered months); "

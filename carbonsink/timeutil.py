@@ -31,7 +31,7 @@ def parse_month(value: str | pd.Period, *, what: str = "month") -> pd.Period:
     except (ValueError, pd.errors.OutOfBoundsDatetime) as exc:
         raise ConfigError(
             f"{what} {value!r} is not a valid month ({exc}); use YYYY-MM with MM 01-12"
-        ) from None
+        ) from exc
 
 
 @dataclass(frozen=True)

@@ -26,7 +26,7 @@ import yaml
 from distributed import Client, LocalCluster, WorkerPlugin
 
 from carbonsink.config import DaskSettings
-from carbonsink.errors import CarbonsinkError, ConfigError
+from carbonsink.errors import CarbonsinkError, ClusterError, ConfigError
 
 CONNECT_TIMEOUT_S = 15
 
@@ -90,8 +90,11 @@ def dask_client(settings: DaskSettings) -> Iterator[Client]:
 
     Raises
     ------
-    ConfigError
+    ClusterError
         If the scheduler cannot be reached, or Kubernetes cannot create or find the cluster.
+    ConfigError
+        If the DaskCluster manifest is missing or wrong, or the ``kubernetes`` extra is not
+        installed.
     """
     if settings.kubernetes_spec or settings.kubernetes_cluster:
         kube = kube_cluster(settings)
@@ -105,10 +108,10 @@ def dask_client(settings: DaskSettings) -> Iterator[Client]:
         try:
             client = Client(settings.address, timeout=CONNECT_TIMEOUT_S)
         except (OSError, TimeoutError) as exc:
-            raise ConfigError(
+            raise ClusterError(
                 f"cannot connect to the Dask scheduler at {settings.address} "
                 f"({type(exc).__name__}); check --dask-address or leave it out for a local cluster"
-            ) from None
+            ) from exc
         try:
             yield _prepared(client)
         finally:
@@ -170,17 +173,18 @@ def kube_cluster(settings: DaskSettings) -> Any:
     Raises
     ------
     ConfigError
-        Without the ``kubernetes`` extra, with a manifest that is not a DaskCluster, or when
-        Kubernetes cannot be reached (no kubeconfig, no in-cluster service account).
+        Without the ``kubernetes`` extra, or with a manifest that is not a DaskCluster.
+    ClusterError
+        When Kubernetes cannot be reached (no kubeconfig, no in-cluster service account).
     """
     try:
         from dask_kubernetes.operator import KubeCluster
         from dask_kubernetes.operator.kubecluster.kubecluster import CreateMode
-    except ImportError:
+    except ImportError as exc:
         raise ConfigError(
             "Dask on Kubernetes needs the dask-kubernetes operator client: "
             "pip install 'carbonsink[kubernetes]'"
-        ) from None
+        ) from exc
     kwargs: dict[str, Any]
     if settings.kubernetes_spec:
         path = Path(settings.kubernetes_spec)
@@ -207,8 +211,8 @@ def kube_cluster(settings: DaskSettings) -> Any:
         return KubeCluster(namespace=settings.namespace, quiet=True, **kwargs)
     except Exception as exc:  # kr8s, kubernetes and the operator raise many kinds
         first = (str(exc).splitlines() or [""])[0][:120]
-        raise ConfigError(
+        raise ClusterError(
             f"cannot create or reach the DaskCluster through Kubernetes "
             f"({type(exc).__name__}: {first}); check KUBECONFIG or the pod's service account, "
             "and dask.namespace"
-        ) from None
+        ) from exc

@@ -19,7 +19,7 @@ from typing import Any
 import ray
 
 from carbonsink.config import RaySettings
-from carbonsink.errors import ConfigError
+from carbonsink.errors import ClusterError
 
 #: The Ray Client port of a KubeRay head service.
 KUBERAY_CLIENT_PORT = 10001
@@ -101,8 +101,8 @@ def ray_session(settings: RaySettings) -> Iterator[None]:
 
     Raises
     ------
-    ConfigError
-        If the cluster cannot be reached.
+    ClusterError
+        If the cluster cannot be started or reached.
     """
     if ray.is_initialized():  # a caller (a test, a notebook) already owns Ray
         yield
@@ -120,7 +120,7 @@ def ray_session(settings: RaySettings) -> Iterator[None]:
         else:
             start_local(settings.num_cpus)
     except (ConnectionError, RuntimeError, ValueError) as exc:
-        raise ConfigError(
+        raise ClusterError(
             f"cannot start or reach Ray at {address or 'a local instance'} "
             f"({str(exc).splitlines()[0][:120]}); check --ray-address (or ray.kuberay_cluster) "
             "or leave it out"

@@ -235,11 +235,17 @@ class EmulatorReplica:
 
 
 class BadRequest(ValueError):
-    """A request the HTTP route refuses, with its status code."""
+    """A request the HTTP route refuses (4xx), with its status code."""
 
     def __init__(self, message: str, status: int = 400) -> None:
         super().__init__(message)
         self.status = status
+
+
+class ServerError(RuntimeError):
+    """A request the route accepted but could not answer: an emulator replica failed (500)."""
+
+    status = 500
 
 
 @serve.deployment(name="http")
@@ -274,7 +280,7 @@ class FluxHttp:
                 self.info = await self.routes.describe()
             query = self._parse(dict(request.query_params))
             return await self._answer(query)
-        except BadRequest as exc:
+        except (BadRequest, ServerError) as exc:
             return JSONResponse({"error": str(exc)}, status_code=exc.status)
 
     def _parse(self, q: dict[str, str]) -> dict[str, Any]:
@@ -287,13 +293,13 @@ class FluxHttp:
         try:  # the command line's rule: YYYY-MM with MM 01-12, nothing looser
             month = parse_month(q["month"], what="month")
         except ConfigError as exc:
-            raise BadRequest(str(exc)) from None
+            raise BadRequest(str(exc)) from exc
         try:
             west, south, east, north = (float(v) for v in q["bbox"].split(","))
-        except (KeyError, ValueError):
+        except (KeyError, ValueError) as exc:
             raise BadRequest(
                 "bbox=W,S,E,N in degrees is required, e.g. bbox=-60,-10,-50,0"
-            ) from None
+            ) from exc
         if not (-180 <= west < east <= 180 and -90 <= south < north <= 90):
             raise BadRequest("bbox needs -180 <= W < E <= 180 and -90 <= S < N <= 90")
         members = self.info["members"]
@@ -346,7 +352,7 @@ class FluxHttp:
         )
         bad = [r for r in results if r.status != "ok"]
         if bad:
-            raise BadRequest(bad[0].status, status=500)
+            raise ServerError(f"a tile failed: {bad[0].status}")
         per_member: dict[str, np.ndarray] = {}
         for m in members:
             field = np.full((len(FLUXES), rows.stop - rows.start, cols.stop - cols.start), np.nan)

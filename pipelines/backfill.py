@@ -128,7 +128,7 @@ def _partition_units(plan: Plan, unit: Unit) -> list[Unit]:
     ]  # fmt: skip
 
 
-def _reconcile(lake: Lake, plan: Plan, done: dict[str, Any]) -> dict[str, Any]:
+def reconcile(lake: Lake, plan: Plan, done: dict[str, Any]) -> dict[str, Any]:
     """Bring the record in line with the sink map's branches; the done units after it.
 
     A partition with bands done but not published needs its branch, based on the current
@@ -261,7 +261,7 @@ def run_backfill(settings: Settings, client: Client) -> BackfillReport:
     check_emulators(lake, settings.serve.variant)
     owner = new_run_id()
     with RunLock(lake, owner, "backfill"):
-        done = _reconcile(lake, plan, record_plan(lake, plan))
+        done = reconcile(lake, plan, record_plan(lake, plan))
         todo = [u for u in plan.units if u.id not in done]
         done_before = len(plan.units) - len(todo)
         console.print(

@@ -12,6 +12,7 @@ import os
 import signal
 import sys
 import threading
+import traceback
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
@@ -883,6 +884,8 @@ def _run(argv: list[str] | None) -> None:
     try:
         code = app(args=argv, standalone_mode=False)
     except CarbonsinkError as exc:
+        if os.environ.get("CARBONSINK_DEBUG"):  # the chain of causes behind the one line
+            traceback.print_exception(exc)
         typer.echo(f"error: {exc}", err=True)
         sys.exit(2)
     except (Interrupted, KeyboardInterrupt) as exc:

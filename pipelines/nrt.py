@@ -31,7 +31,8 @@ from carbonsink.lake.features_store import era5t_months, ingested_months, open_p
 from carbonsink.lake.lake import Lake
 from carbonsink.lake.plan_store import RunLock
 from carbonsink.sources import open_source
-from carbonsink.sources.common import ValidRange, final_months, newest_complete_month
+from carbonsink.sources.base import ValidRange
+from carbonsink.sources.common import final_months, newest_complete_month
 from carbonsink.timeutil import MonthWindow, parse_month
 from pipelines.infer import check_emulators, mapped_months, run_infer
 from pipelines.ingest import describe, run_ingest, stale_months

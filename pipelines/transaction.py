@@ -164,7 +164,7 @@ class StoreTransaction:
             raise LakeError(
                 f"another run published to the {self.store} store while this one ran "
                 f"({brief(exc, 120)}); run it again"
-            ) from None
+            ) from exc
         self.repo.delete_branch(self.branch)
         self.lake.delete_file(_record_path(self.store, self.branch))
         # The tag names the published snapshot after the run, for provenance and rollback.
@@ -277,8 +277,8 @@ class DurableBranch:
             raise LakeError(moved)
         try:
             self.repo.reset_branch("main", tip, from_snapshot_id=base)
-        except icechunk.IcechunkError:  # main moved between the check and the swap
-            raise LakeError(moved) from None
+        except icechunk.IcechunkError as exc:  # main moved between the check and the swap
+            raise LakeError(moved) from exc
         if tag not in self.repo.list_tags():
             self.repo.create_tag(tag, tip)
         return tip

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, settings
 
 # Tests never talk to real clouds: dummy credentials, no instance metadata lookups.
 os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
@@ -17,25 +17,23 @@ os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
 os.environ["AWS_EC2_METADATA_DISABLED"] = "true"
 os.environ.setdefault("CARBONSINK_PROGRESS", "0")
 
-from carbonsink.sample.store import SampleSpec, create_template, sample_land_fraction, write_block
-from carbonsink.timeutil import MonthWindow
+from tests.helpers import free_port, make_sample
+
+# Hypothesis profiles: `ci` (CI=true) is derandomised, so a CI run is reproducible and a
+# failure shows again on a rerun; `dev` (the default elsewhere) draws afresh each run and
+# fewer examples, for the edit loop. HYPOTHESIS_PROFILE picks one by name.
+settings.register_profile(
+    "ci", derandomize=True, deadline=None, print_blob=True,
+    suppress_health_check=[HealthCheck.too_slow],
+)  # fmt: skip
+settings.register_profile(
+    "dev", max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
+settings.load_profile(
+    os.environ.get("HYPOTHESIS_PROFILE") or ("ci" if os.environ.get("CI") else "dev")
+)
 
 DATA = Path(__file__).parent / "data"
-
-
-def make_sample(
-    path: Path | str, start: str, end: str, *, resolution: float, step: str, seed: int = 0, **kw
-) -> str:
-    """Write a sample store in-process (no cluster) and return its URL."""
-    spec = SampleSpec(
-        MonthWindow.parse(start, end), resolution=resolution, step=step, seed=seed, **kw
-    )
-    url = str(path)
-    create_template(url, spec, overwrite=True)
-    land = sample_land_fraction(spec)
-    for block in spec.block_slices():
-        write_block(url, spec, block, land)
-    return url
 
 
 @pytest.fixture(scope="session")
@@ -96,18 +94,12 @@ def dask_client() -> Iterator:
         yield client
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture(scope="session")
 def s3_server() -> Iterator[str]:
     """A real S3 API server (moto) on 127.0.0.1; yields its endpoint URL."""
     from moto.server import ThreadedMotoServer
 
-    port = _free_port()
+    port = free_port()
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()
     try:
@@ -136,7 +128,7 @@ def ray_cluster() -> Iterator[dict]:
 
     from cluster.ray import start_local
 
-    port = _free_port()
+    port = free_port()
     start_local(num_cpus=2)
     serve.start(http_options={"host": "127.0.0.1", "port": port})
     try:
@@ -199,7 +191,7 @@ def rayjob_backfill(mapped_lake, monthly_store, dask_client, ray_cluster, tmp_pa
     import ray
     import yaml
 
-    from tests.infra.conftest import run_rayjob_entrypoint
+    from tests.infra.manifests import run_rayjob_entrypoint
     from tests.tiny_lake import settings
 
     tmp = tmp_path_factory.mktemp("rayjob")

@@ -1,8 +1,5 @@
 """Settings of the tiny (4 deg) lake that pipeline and cluster tests share."""
 
-import asyncio
-import hashlib
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -14,7 +11,6 @@ from carbonsink.emulator.inputs import StaticFields, feature_channels, month_cha
 from carbonsink.emulator.tiles import predict_global
 from carbonsink.lake.features_store import open_published_features
 from carbonsink.lake.lake import Lake
-from carbonsink.storage import StorageOptions
 
 GRID = {"resolution": 4.0, "tile_lat": 9, "tile_lon": 18, "chunk_tiles": 1}
 #: The tiny lake's grid, baseline and reference window as environment variables, as a
@@ -70,52 +66,3 @@ def direct(lake: Any, member: str, month: pd.Period, variant: str = "mean-teache
     pred[0][lf <= 0] = np.nan
     pred[1][lf >= 1] = np.nan
     return pred
-
-
-def chunk_hashes(root: Any, store: str, storage: StorageOptions | None = None) -> dict[str, str]:
-    """SHA-256 of every chunk of a published store (metadata, which names runs, left out)."""
-    import zarr
-    from zarr.core.buffer import default_buffer_prototype
-
-    repo = Lake(str(root), storage).open_repo(store)
-    assert repo is not None, f"no {store} store in {root}"
-    s = repo.readonly_session("main").store
-
-    async def digest(key: str) -> tuple[str, str]:
-        buf = await s.get(key, prototype=default_buffer_prototype())
-        return key, hashlib.sha256(buf.to_bytes()).hexdigest()
-
-    async def collect() -> dict[str, str]:
-        keys = [k async for k in s.list() if "/c/" in k or k.startswith("c/")]
-        # Concurrent reads: one at a time, the two stores of a kill -9 test took 19 s.
-        return dict(await asyncio.gather(*(digest(k) for k in keys)))
-
-    return dict(zarr.core.sync.sync(collect()))
-
-
-def lake_state(root: Any) -> dict:
-    """Every store's branches, tags and tips, and every file outside the stores.
-
-    Inside a store only what readers can reach counts: a run that failed may leave chunk
-    objects it wrote before it failed, which no snapshot references (Icechunk's garbage
-    collection reclaims them).
-    """
-    from carbonsink.lake.lake import STORES
-
-    root = Path(root)
-    files = sorted(
-        str(p.relative_to(root))
-        for p in root.rglob("*")
-        if p.is_file() and p.relative_to(root).parts[0] not in STORES
-    )
-    stores = {}
-    lake = Lake(str(root))
-    for name in STORES:
-        repo = lake.open_repo(name)
-        if repo is not None:
-            stores[name] = (
-                sorted(repo.list_branches()),
-                sorted(repo.list_tags()),
-                repo.lookup_branch("main"),
-            )
-    return {"files": files, "stores": stores}

@@ -120,11 +120,11 @@ def load_checkpoint(
     path = checkpoint_path(member, variant)
     try:
         g = zarr.open_group(store, path=path, mode="r")
-    except (FileNotFoundError, KeyError, zarr.errors.GroupNotFoundError):
+    except (FileNotFoundError, KeyError, zarr.errors.GroupNotFoundError) as exc:
         raise EmulatorError(
             f"no {variant} emulator for member {member!r} in the models store; run carbonsink "
             "train first"
-        ) from None
+        ) from exc
     meta = EmulatorMetadata.from_json(dict(g.attrs["metadata"]))  # type: ignore[arg-type]
     if grid is not None and abs(meta.grid_resolution - grid.resolution) > 1e-9:
         raise EmulatorError(
@@ -148,7 +148,7 @@ def load_checkpoint(
     except (TypeError, ValueError) as exc:
         raise EmulatorError(
             f"the {member} checkpoint's architecture does not fit this code ({exc}); retrain it"
-        ) from None
+        ) from exc
     weights = g["weights"]
     assert isinstance(weights, zarr.Group)
     state = {name: torch.from_numpy(np.asarray(a[...])) for name, a in weights.arrays()}
@@ -158,6 +158,6 @@ def load_checkpoint(
         raise EmulatorError(
             f"the {member} checkpoint's weights do not fit its architecture ({str(exc)[:120]}); "
             "retrain it"
-        ) from None
+        ) from exc
     emulator.module.eval()
     return emulator

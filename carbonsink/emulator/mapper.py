@@ -235,10 +235,10 @@ class TileMapper:
     def _emulator(self, key: TileKey) -> CnnEmulator:
         try:
             return self.emulators[key.member]
-        except KeyError:
+        except KeyError as exc:
             raise EmulatorError(
                 f"no emulator for member {key.member!r} (serving {', '.join(self.members)})"
-            ) from None
+            ) from exc
 
     def predict(self, keys: Sequence[TileKey]) -> list[np.ndarray]:
         """Fluxes ``[K, th, tw]`` (kg C m-2 s-1, NaN off-domain) of each key, in order.

@@ -119,7 +119,7 @@ class FeaturesLayout:
             raise LakeError(
                 f"the features store lacks layout attributes ({exc}); it was not written by "
                 "carbonsink: use a new lake"
-            ) from None
+            ) from exc
         return cls(grid, tiling, drivers, MonthWindow.parse(start, end))
 
     def check_compatible(self, wanted: FeaturesLayout) -> None:

@@ -105,7 +105,7 @@ class FluxLayout:
         except (KeyError, ValueError, TypeError) as exc:
             raise LakeError(
                 f"the flux store lacks layout attributes ({exc}); use a new lake"
-            ) from None
+            ) from exc
 
     def create(self, store: icechunk.IcechunkStore, kind: str) -> None:
         """Write the root group."""

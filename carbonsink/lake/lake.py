@@ -95,12 +95,12 @@ class Lake:
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
             raise LakeError(
                 f"{self.url}: unreadable {MARKER} ({exc}); restore it or use a new lake"
-            ) from None
+            ) from exc
         except Exception as exc:
             raise LakeError(
                 f"cannot reach the lake {self.url}: {brief(exc)}; check the URL, endpoint and "
                 "credentials"
-            ) from None
+            ) from exc
         return None
 
     def create(self) -> None:

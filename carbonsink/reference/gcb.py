@@ -252,7 +252,7 @@ def read_workbook(path: str | Path) -> GcbRelease:
     try:
         wb = openpyxl.load_workbook(path, read_only=True, data_only=True)
     except Exception as exc:
-        raise ConfigError(f"{path.name} is not a readable Excel workbook ({exc})") from None
+        raise ConfigError(f"{path.name} is not a readable Excel workbook ({exc})") from exc
     try:
         missing = [sheet for sheet in SHEETS.values() if sheet not in wb.sheetnames]
         if missing:

@@ -67,10 +67,10 @@ def parse_growth(text: str, name: str) -> pd.DataFrame:
         parts = ln.split(",")
         try:
             y, g, u = int(parts[0]), float(parts[1]), float(parts[2])
-        except (ValueError, IndexError):
+        except (ValueError, IndexError) as exc:
             raise ConfigError(
                 f"NOAA file {name}: line {n} ({ln!r}) is not year,growth,uncertainty"
-            ) from None
+            ) from exc
         years.append(y)
         growth.append(g)
         unc.append(u)
@@ -130,11 +130,11 @@ def parse_monthly(text: str, name: str) -> pd.Series:
         try:
             dates.append(pd.Period(date_of(parts), freq="M"))
             trend.append(float(parts[trend_at]))
-        except (ValueError, IndexError):
+        except (ValueError, IndexError) as exc:
             raise ConfigError(
                 f"NOAA monthly file {name}: row {n} ({ln!r}) is not a month and its trend; "
                 "fix or download the file again"
-            ) from None
+            ) from exc
     if not dates:
         raise ConfigError(f"NOAA monthly file {name} has no rows; download it again")
     return pd.Series(trend, index=pd.PeriodIndex(dates, freq="M"))
@@ -229,13 +229,13 @@ def window_gatm(first: pd.Period, last: pd.Period, trend: pd.Series | None = Non
     mlo = monthly_trend("mlo")
     try:
         growth = window_growth(first, last, mlo)
-    except ConfigError:
+    except ConfigError as exc:
         newest = max(gl.index[-1], mlo.index[-1]) - 1
         raise ConfigError(
             f"NOAA's monthly records end at {newest + 1}, too soon for the growth over "
             f"{first}..{last} (it needs {last + 1}); pass a current co2_mm_gl.csv "
             "(--noaa-monthly) or take the window to end by " + str(newest)
-        ) from None
+        ) from exc
     return WindowGatm(
         growth * GTC_PER_PPM * scale,
         site_sigma * GTC_PER_PPM,

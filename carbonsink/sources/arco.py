@@ -95,7 +95,7 @@ class ArcoEra5Source:
         except SourceError:
             raise
         except Exception as exc:
-            raise SourceUnreachableError(describe_open_error(self.url, exc)) from None
+            raise SourceUnreachableError(describe_open_error(self.url, exc)) from exc
         if not ds.data_vars:
             raise SourceError(f"source {self.url} is an empty store (no variables); check the URL")
         return ds

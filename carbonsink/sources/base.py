@@ -13,7 +13,7 @@ rest of carbonsink never looks at file formats:
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Literal, Protocol, runtime_checkable
+from typing import Literal, Protocol, runtime_checkable
 
 import numpy as np
 import pandas as pd
@@ -21,8 +21,30 @@ import xarray as xr
 
 from carbonsink.timeutil import MonthWindow
 
-if TYPE_CHECKING:
-    from carbonsink.sources.common import ValidRange
+
+@dataclass(frozen=True)
+class ValidRange:
+    """Time range holding real data (ARCO's ``valid_time_*`` attributes), end exclusive.
+
+    Attributes
+    ----------
+    start
+        First valid instant.
+    stop
+        End (exclusive) of final ERA5 data.
+    stop_era5t
+        End (exclusive) of preliminary ERA5T data; equal to ``stop`` without ERA5T.
+    """
+
+    start: pd.Timestamp
+    stop: pd.Timestamp
+    stop_era5t: pd.Timestamp
+
+    def describe(self) -> str:
+        """Human-readable range with inclusive last day."""
+        last = (self.stop_era5t - pd.Timedelta(days=1)).date()
+        return f"{self.start.date()} .. {last}"
+
 
 TimeKind = Literal["instant", "accumulated", "period_mean", "hour_of_day_mean"]
 

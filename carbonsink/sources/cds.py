@@ -39,8 +39,8 @@ import xarray as xr
 
 from carbonsink.drivers import SOURCE_VARIABLES
 from carbonsink.errors import SourceError, SourceUnreachableError, brief
-from carbonsink.sources.base import SourceSelection, TimeSemantics
-from carbonsink.sources.common import Step, ValidRange, axis_range, select_window
+from carbonsink.sources.base import SourceSelection, TimeSemantics, ValidRange
+from carbonsink.sources.common import Step, axis_range, select_window
 from carbonsink.sources.products import Era5Product, Evidence, classify, era5t_stamps, evidence_of
 from carbonsink.storage import StorageOptions, parse_location
 from carbonsink.timeutil import MonthWindow

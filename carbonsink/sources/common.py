@@ -7,7 +7,6 @@ the coordinates and the time axis and cuts out the complete months of a window, 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -15,7 +14,7 @@ import xarray as xr
 
 from carbonsink.drivers import LAND_SEA_MASK, SOURCE_VARIABLES
 from carbonsink.errors import SourceError
-from carbonsink.sources.base import SourceSelection, TimeSemantics
+from carbonsink.sources.base import SourceSelection, TimeSemantics, ValidRange
 from carbonsink.timeutil import MonthWindow, month_starts
 
 #: Accumulation period of ERA5 single-level accumulations in ARCO and CDS hourly data.
@@ -24,30 +23,6 @@ ERA5_ACCUMULATION = pd.Timedelta(hours=1)
 Step = pd.Timedelta | pd.offsets.BaseOffset
 #: How a reader decides a variable's time semantics: ``rule(name, data, store_step)``.
 SemanticsRule = Callable[[str, xr.DataArray, Step], TimeSemantics]
-
-
-@dataclass(frozen=True)
-class ValidRange:
-    """Time range holding real data (ARCO's ``valid_time_*`` attributes), end exclusive.
-
-    Attributes
-    ----------
-    start
-        First valid instant.
-    stop
-        End (exclusive) of final ERA5 data.
-    stop_era5t
-        End (exclusive) of preliminary ERA5T data; equal to ``stop`` without ERA5T.
-    """
-
-    start: pd.Timestamp
-    stop: pd.Timestamp
-    stop_era5t: pd.Timestamp
-
-    def describe(self) -> str:
-        """Human-readable range with inclusive last day."""
-        last = (self.stop_era5t - pd.Timedelta(days=1)).date()
-        return f"{self.start.date()} .. {last}"
 
 
 def valid_range_from_attrs(attrs: dict, *, url: str) -> ValidRange | None:
@@ -62,7 +37,7 @@ def valid_range_from_attrs(attrs: dict, *, url: str) -> ValidRange | None:
         raise SourceError(
             f"source {url} has unreadable valid_time_* attributes ({exc}); "
             "they must be dates like 2026-04-30"
-        ) from None
+        ) from exc
     one_day = pd.Timedelta(days=1)
     # The attributes are inclusive dates: data run through 23:00 of the last day.
     return ValidRange(start.normalize(), stop.normalize() + one_day, stop_t.normalize() + one_day)
@@ -216,11 +191,11 @@ def zarr_semantics(
     declared = da.attrs.get("accumulation_period_hours")
     try:
         period = pd.Timedelta(hours=float(declared)) if declared is not None else None
-    except (TypeError, ValueError):
+    except (TypeError, ValueError) as exc:
         raise SourceError(
             f"{name} of {url} has accumulation_period_hours={declared!r}; it must be a number "
             "of hours (1 for ERA5's hourly sums, 24 for its monthly means' daily sums)"
-        ) from None
+        ) from exc
     if "time: mean" in str(da.attrs.get("cell_methods", "")):
         if accumulated and period is None:
             if not sample:

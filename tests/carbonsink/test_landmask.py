@@ -31,18 +31,18 @@ def test_point_grid_and_orientation():
 
 def test_counts_are_cached_on_disk(tmp_path, monkeypatch):
     monkeypatch.setenv("CARBONSINK_CACHE_DIR", str(tmp_path))
-    landmask._coarse_counts.cache_clear()
+    landmask.coarse_counts.cache_clear()
     try:
-        a = landmask._coarse_counts()
+        a = landmask.coarse_counts()
         files = list(tmp_path.glob("global-land-mask-*-counts-40.npz"))
         assert len(files) == 1
-        landmask._coarse_counts.cache_clear()
+        landmask.coarse_counts.cache_clear()
         calls = []
-        monkeypatch.setattr(landmask, "_counts_from_package", lambda: calls.append(1))
-        b = landmask._coarse_counts()
+        monkeypatch.setattr(landmask, "counts_from_package", lambda: calls.append(1))
+        b = landmask.coarse_counts()
         assert not calls and np.array_equal(a, b)  # the second read came from the cache
     finally:
-        landmask._coarse_counts.cache_clear()
+        landmask.coarse_counts.cache_clear()
 
 
 @pytest.mark.parametrize("res", [0.25, 5.0])

@@ -11,29 +11,8 @@ from hypothesis import strategies as st
 from carbonsink.errors import ConfigError
 from carbonsink.grid import ModelGrid, point_grid_bounds
 from carbonsink.regrid import ConservativeRegridder, axis_overlaps, global_integral
+from tests.strategies import grid_pairs, nan_masks, resolutions, seeds
 
-# Resolutions of regular global grids between 0.1 and 5 degrees that divide 180.
-RESOLUTIONS = [
-    0.1,
-    0.2,
-    0.25,
-    0.3,
-    0.4,
-    0.5,
-    0.6,
-    0.75,
-    0.9,
-    1.0,
-    1.2,
-    1.5,
-    1.8,
-    2.0,
-    2.5,
-    3.0,
-    4.0,
-    4.5,
-    5.0,
-]
 PROPS = settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
@@ -43,18 +22,8 @@ def era5_like(res):
     return lat, lon
 
 
-@st.composite
-def grid_pairs(draw):
-    src = draw(st.sampled_from(RESOLUTIONS))
-    dst = draw(st.sampled_from(RESOLUTIONS))
-    # Keep the pair small enough for a unit test: at most ~2M source cells.
-    return src, dst
-
-
 @PROPS
-@given(
-    pair=grid_pairs(), seed=st.integers(0, 2**31 - 1), lon0=st.sampled_from([-180.0, 0.0, -97.5])
-)
+@given(pair=grid_pairs(), seed=seeds(), lon0=st.sampled_from([-180.0, 0.0, -97.5]))
 def test_global_integral_is_conserved(pair, seed, lon0):
     src_res, dst_res = pair
     src, dst = ModelGrid(src_res), ModelGrid(dst_res)
@@ -73,7 +42,7 @@ def test_global_integral_is_conserved(pair, seed, lon0):
 @PROPS
 @given(
     res=st.sampled_from([0.25, 0.5, 1.0, 2.5, 5.0]),
-    dst=st.sampled_from(RESOLUTIONS),
+    dst=resolutions(),
     value=st.floats(-1e6, 1e6, allow_nan=False),
 )
 def test_constant_field_stays_constant(res, dst, value):
@@ -84,7 +53,7 @@ def test_constant_field_stays_constant(res, dst, value):
 
 
 @PROPS
-@given(seed=st.integers(0, 2**31 - 1), res=st.sampled_from([0.5, 1.0, 2.0, 2.5, 5.0]))
+@given(seed=seeds(), res=st.sampled_from([0.5, 1.0, 2.0, 2.5, 5.0]))
 def test_era5_half_polar_cells_conserve(seed, res):
     lat, lon = era5_like(res)
     x = np.random.default_rng(seed).normal(size=(lat.size, lon.size)) + 280.0
@@ -103,14 +72,11 @@ def test_era5_half_polar_cells_conserve(seed, res):
 
 
 @PROPS
-@given(
-    seed=st.integers(0, 2**31 - 1), threshold=st.floats(0.05, 1.0), nan_share=st.floats(0.0, 0.9)
-)
-def test_nan_handling_follows_threshold(seed, threshold, nan_share):
+@given(seed=seeds(), threshold=st.floats(0.05, 1.0), missing=nan_masks((180, 360)))
+def test_nan_handling_follows_threshold(seed, threshold, missing):
     src, dst = ModelGrid(1.0), ModelGrid(4.0)
-    rng = np.random.default_rng(seed)
-    x = rng.normal(size=src.shape)
-    x[rng.random(src.shape) < nan_share] = np.nan
+    x = np.random.default_rng(seed).normal(size=src.shape)
+    x[missing] = np.nan
     r = ConservativeRegridder(
         src.lat_bounds, src.lon_bounds, dst.lat_bounds, dst.lon_bounds, min_valid_fraction=threshold
     )
@@ -128,7 +94,7 @@ def test_nan_handling_follows_threshold(seed, threshold, nan_share):
 
 
 @PROPS
-@given(seed=st.integers(0, 2**31 - 1), res=st.sampled_from([0.5, 1.0, 2.0]))
+@given(seed=seeds(), res=st.sampled_from([0.5, 1.0, 2.0]))
 def test_longitude_wrap(seed, res):
     """A source in 0..360 and the same field rolled to -180..180 regrid identically."""
     src = ModelGrid(res)

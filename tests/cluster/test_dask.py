@@ -3,7 +3,7 @@ import time
 import pytest
 
 from carbonsink.config import DaskSettings
-from carbonsink.errors import ConfigError
+from carbonsink.errors import ClusterError, ConfigError
 from cluster import dask as cluster_dask
 
 
@@ -28,7 +28,7 @@ def test_unreachable_scheduler_is_a_clear_error(monkeypatch):
     t = time.monotonic()
     with (
         pytest.raises(
-            ConfigError, match=r"cannot connect to the Dask scheduler at tcp://127.0.0.1:9"
+            ClusterError, match=r"cannot connect to the Dask scheduler at tcp://127.0.0.1:9"
         ),
         cluster_dask.dask_client(DaskSettings(address="tcp://127.0.0.1:9")),
     ):
@@ -48,7 +48,7 @@ def test_kubernetes_without_a_reachable_api_is_a_clear_error(monkeypatch, tmp_pa
     spec = "infra/k8s/base/daskcluster.yaml"
     for settings in (DaskSettings(kubernetes_spec=spec), DaskSettings(kubernetes_cluster="x")):
         with (
-            pytest.raises(ConfigError, match="cannot create or reach the DaskCluster through Kub"),
+            pytest.raises(ClusterError, match="cannot create or reach the DaskCluster through Kub"),
             cluster_dask.dask_client(settings),
         ):
             pass

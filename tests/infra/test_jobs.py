@@ -26,7 +26,7 @@ from carbonsink.lake.table_store import read_table
 from carbonsink.reference.noaa import GTC_PER_PPM, annual_growth
 from pipelines.infer import mapped_months
 from pipelines.nrt import run_nrt
-from tests.infra.conftest import pod_env, pod_specs, render, run_as_pod
+from tests.infra.manifests import pod_env, pod_specs, render, run_as_pod
 from tests.tiny_lake import settings
 
 pytestmark = pytest.mark.integration

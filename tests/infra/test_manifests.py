@@ -12,7 +12,7 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from tests.infra.conftest import INFRA, pod_specs, render
+from tests.infra.manifests import INFRA, pod_specs, render
 
 #: The Kubernetes release the core resources are validated for.
 KUBERNETES = "1.33.0"

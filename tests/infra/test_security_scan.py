@@ -6,7 +6,7 @@ import subprocess
 
 import yaml
 
-from tests.infra.conftest import CHECKOV, INFRA, OVERLAYS, render, tool
+from tests.infra.manifests import CHECKOV, INFRA, OVERLAYS, render, tool
 
 #: Images are pinned by release tag; a digest exists only once an image is pushed, and is
 #: then set with `images: [{name: carbonsink, digest: ...}]` in the overlay (docs/deploy.md).

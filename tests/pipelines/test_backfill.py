@@ -7,10 +7,14 @@ import subprocess
 import sys
 import time
 
+import hypothesis
 import pandas as pd
 import pytest
+import ray
 import yaml
 import zarr
+from hypothesis import given
+from hypothesis import strategies as st
 
 from carbonsink.errors import LakeError
 from carbonsink.lake.features_store import read_attrs
@@ -18,9 +22,11 @@ from carbonsink.lake.flux_store import ENSEMBLE_MEDIAN, FluxLayout, member_month
 from carbonsink.lake.lake import Lake
 from carbonsink.lake.plan_store import RunLock, mark_done, read_plans, record_plan
 from carbonsink.timeutil import MonthWindow
-from pipelines.backfill import _reconcile, backfill_plan, partition_branch, partitions, run_backfill
+from pipelines.backfill import backfill_plan, partition_branch, partitions, reconcile, run_backfill
 from pipelines.status import status_lines
-from tests.tiny_lake import chunk_hashes, settings
+from tests.helpers import chunk_hashes
+from tests.strategies import month_windows
+from tests.tiny_lake import settings
 
 
 def test_partitions_are_calendar_years_or_aligned_runs():
@@ -32,6 +38,21 @@ def test_partitions_are_calendar_years_or_aligned_runs():
     # Six-month units cut at January and July whatever the window's start.
     six = partitions(MonthWindow.parse("2016-02", "2017-01"), 6)
     assert [str(p) for p in six] == ["2016-02..2016-06", "2016-07..2016-12", "2017-01..2017-01"]
+
+
+@hypothesis.settings(max_examples=60, deadline=None)
+@given(window=month_windows(), months=st.integers(1, 24), later=st.integers(0, 119))
+def test_partitions_cover_any_window_once_with_cuts_that_do_not_depend_on_its_start(
+    window, months, later
+):
+    parts = partitions(window, months)
+    assert [m for p in parts for m in p.months] == list(window.months)  # each month once
+    assert all(len(p) <= months for p in parts)
+    # A window that starts later is cut at the same months (a resumed or extended backfill
+    # finds the same units).
+    start = window.start + min(later, len(window) - 1)
+    ends = [p.end for p in partitions(MonthWindow(start, window.end), months)]
+    assert ends == [p.end for p in parts if p.end >= start]
 
 
 def backfill_settings(root, source, ray_cluster):
@@ -88,7 +109,13 @@ def test_backfill_killed_with_sigkill_resumes_to_identical_bytes(
     s = backfill_settings(root, monthly_store, ray_cluster)
     config = tmp_path / "settings.yaml"
     config.write_text(yaml.safe_dump(s.model_dump(mode="json", exclude_none=True)))
-    env = {**os.environ, "CARBONSINK_PROGRESS": "0"}
+    # The driver joins the session's Dask and Ray, as a RayJob's driver joins its clusters:
+    # what is killed is the driver, and with it everything the run held in memory.
+    env = {
+        **os.environ, "CARBONSINK_PROGRESS": "0",
+        "CARBONSINK_DASK__ADDRESS": dask_client.scheduler.address,
+        "CARBONSINK_RAY__ADDRESS": ray.get_runtime_context().gcs_address,
+    }  # fmt: skip
     with open(tmp_path / "driver.log", "w") as log:
         driver = subprocess.Popen(
             [sys.executable, "-m", "pipelines.cli", "backfill", "--config", str(config)],
@@ -105,7 +132,7 @@ def test_backfill_killed_with_sigkill_resumes_to_identical_bytes(
                 break
             time.sleep(0.1)
     finally:
-        # kill -9 of the driver and everything it started (its Dask workers), as a lost node
+        # kill -9 of the driver and its process group, as a lost node kills a driver pod
         os.killpg(driver.pid, signal.SIGKILL)
         driver.wait()
     plans, lock = read_plans(Lake(str(root)))
@@ -171,13 +198,13 @@ def test_reconcile_redoes_bands_that_main_moved_past_and_records_a_lost_publish(
     session = branch.session()
     zarr.open_group(session.store, mode="a").attrs["band"] = 1
     session.commit("band 1")
-    done = _reconcile(lake, plan, record_plan(lake, plan))
+    done = reconcile(lake, plan, record_plan(lake, plan))
     assert sorted(done) == sorted([ingest.id, band1.id])  # the branch is good: keep going
     # Another run publishes to the sink map: the band must be mapped again from main.
     main = lake.open_repo("sinkmap").writable_session("main")
     zarr.open_group(main.store, mode="a").attrs["other"] = True
     main.commit("another run")
-    done = _reconcile(lake, plan, record_plan(lake, plan))
+    done = reconcile(lake, plan, record_plan(lake, plan))
     assert list(done) == [ingest.id] and not branch.exists()
     # A publish that moved main but died before it was recorded is recorded, not redone.
     session = branch.session()
@@ -186,5 +213,5 @@ def test_reconcile_redoes_bands_that_main_moved_past_and_records_a_lost_publish(
     for unit in (band1, band2):
         mark_done(lake, plan, unit)
     branch.publish(f"run-{branch.name}")
-    done = _reconcile(lake, plan, record_plan(lake, plan))
+    done = reconcile(lake, plan, record_plan(lake, plan))
     assert publish.id in done and len(done) == 4

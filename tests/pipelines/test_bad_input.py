@@ -17,7 +17,8 @@ import zarr
 from carbonsink.lake.lake import Lake
 from pipelines.cli import main
 from tests import cds_files
-from tests.tiny_lake import TINY_ENV, lake_state
+from tests.helpers import lake_state
+from tests.tiny_lake import TINY_ENV
 
 pytestmark = pytest.mark.integration
 

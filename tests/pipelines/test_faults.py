@@ -18,8 +18,8 @@ from carbonsink.config import DaskSettings
 from carbonsink.errors import CarbonsinkError
 from carbonsink.storage import StorageOptions
 from pipelines.ingest import run_ingest
-from tests.conftest import _free_port
-from tests.tiny_lake import chunk_hashes, settings
+from tests.helpers import chunk_hashes, free_port
+from tests.tiny_lake import settings
 
 pytestmark = pytest.mark.integration
 
@@ -58,7 +58,7 @@ def test_a_dask_worker_killed_mid_ingest(lake, monthly_store, tmp_path):
 def test_the_object_store_down_for_ten_seconds_mid_ingest(monthly_store, dask_client, tmp_path):
     from moto.server import ThreadedMotoServer
 
-    port = _free_port()
+    port = free_port()
     endpoint = f"http://127.0.0.1:{port}"
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()

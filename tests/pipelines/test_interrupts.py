@@ -25,8 +25,9 @@ from carbonsink.lake.lake import Lake
 from pipelines.compact import run_compact
 from pipelines.transaction import StoreTransaction, new_run_id
 from tests import cds_files
+from tests.helpers import lake_state
 from tests.pipelines.test_cli import run_cli
-from tests.tiny_lake import TINY_ENV, lake_state
+from tests.tiny_lake import TINY_ENV
 
 pytestmark = pytest.mark.integration
 

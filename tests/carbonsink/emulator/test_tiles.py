@@ -13,6 +13,7 @@ from carbonsink.emulator.tiles import (
     read_with_halo,
     tile_origin,
 )
+from tests.strategies import seeds, tilings
 
 
 def box_mean(x: np.ndarray, halo: int) -> np.ndarray:
@@ -38,13 +39,9 @@ def test_halo_wraps_longitude_and_crosses_the_pole():
 
 
 @settings(max_examples=25, deadline=None)
-@given(
-    tiles=st.tuples(st.integers(1, 4), st.integers(1, 4)),
-    tile=st.tuples(st.integers(2, 5), st.integers(2, 5)),
-    halo=st.integers(1, 2),
-    seed=st.integers(0, 10_000),
-)
-def test_tiles_reassemble_the_global_prediction_exactly(tiles, tile, halo, seed):
+@given(tiling=tilings(), seed=seeds())
+def test_tiles_reassemble_the_global_prediction_exactly(tiling, seed):
+    tiles, tile, halo = tiling
     ny, nx = tiles[0] * tile[0], tiles[1] * tile[1] * 2  # an even number of longitudes
     x = np.random.default_rng(seed).normal(size=(2, ny, nx))
     whole = box_mean(pad_global(x, halo)[None], halo)[0]

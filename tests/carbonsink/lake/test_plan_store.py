@@ -86,21 +86,26 @@ def test_a_live_lock_refuses_a_second_driver_and_is_released(tmp_path):
         assert read_plans(lake)[1]["owner"] == "second"
 
 
+def die_holding_the_lock(lake: Lake, owner: str, host: str = "") -> None:
+    """A process that takes the run lock and dies without releasing it (as kill -9 does)."""
+    code = (
+        "import os, sys; from carbonsink.lake.lake import Lake; "
+        "from carbonsink.lake.plan_store import RunLock; "
+        "lock = RunLock(Lake(sys.argv[1]), sys.argv[2], 'backfill'); "
+        "lock.record['host'] = sys.argv[3] or lock.record['host']; "
+        "lock.__enter__(); os._exit(0)"
+    )
+    subprocess.run([sys.executable, "-c", code, lake.url, owner, host], check=True)
+
+
 def test_a_dead_holders_lock_is_taken_over(tmp_path, monkeypatch):
     lake = new_lake(tmp_path / "lake")
-    gone = subprocess.Popen([sys.executable, "-c", "pass"])
-    gone.wait()  # a pid that no longer runs, as after kill -9
-    lock = RunLock(lake, "dead", "backfill")
-    lock.record["pid"] = gone.pid
-    lock.__enter__()
-    lock._stop.set()  # it dies without releasing
+    die_holding_the_lock(lake, "dead")  # its pid no longer runs
+    assert read_plans(lake)[1]["owner"] == "dead"
     with RunLock(lake, "next", "backfill"):
         assert read_plans(lake)[1]["owner"] == "next"
     # On another host only the heartbeat tells: a silent holder is stale after STALE_S.
-    far = RunLock(lake, "far", "backfill")
-    far.record["host"] = "elsewhere"
-    far.__enter__()
-    far._stop.set()
+    die_holding_the_lock(lake, "far", host="elsewhere")
     with pytest.raises(LakeError, match="is busy"), RunLock(lake, "x", "backfill"):
         pass
     monkeypatch.setattr(plan_store, "STALE_S", -1.0)

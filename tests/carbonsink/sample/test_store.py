@@ -14,7 +14,7 @@ from carbonsink.errors import ConfigError
 from carbonsink.sample.climate import SAMPLE_VARIABLES
 from carbonsink.sample.store import SampleSpec
 from carbonsink.timeutil import MonthWindow
-from tests.conftest import make_sample
+from tests.helpers import make_sample
 
 
 def _tree_hash(path: Path) -> str:

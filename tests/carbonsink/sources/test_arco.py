@@ -12,7 +12,7 @@ from carbonsink.errors import CarbonsinkError, SourceError, SourceUnreachableErr
 from carbonsink.sources import ArcoEra5Source, open_source
 from carbonsink.sources.cds import CdsEra5Source
 from carbonsink.timeutil import MonthWindow
-from tests.conftest import make_sample
+from tests.helpers import make_sample
 
 JUL = MonthWindow.parse("2015-07", "2015-07")
 
