@@ -16,13 +16,9 @@ the modules under ``carbonsink`` are the library's own, and may change between v
 
 from __future__ import annotations
 
-from importlib.metadata import PackageNotFoundError, version
 from typing import TYPE_CHECKING, Any
 
-try:
-    __version__ = version("carbonsink")
-except PackageNotFoundError:  # running from a source tree without installation
-    __version__ = "0.0.0+unknown"
+from carbonsink._version import __version__
 
 if TYPE_CHECKING:
     from carbonsink._outputs import TABLES, LakeOutputs, open_lake

@@ -13,7 +13,7 @@ import re
 from collections.abc import Mapping
 from contextvars import ContextVar
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic_settings import (
@@ -29,6 +29,9 @@ from carbonsink.errors import ConfigError, brief
 from carbonsink.grid import ModelGrid
 from carbonsink.storage import StorageOptions
 from carbonsink.timeutil import MonthWindow, parse_month
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 _config_file: ContextVar[Path | None] = ContextVar("carbonsink_config_file", default=None)
 
@@ -381,6 +384,20 @@ class Settings(BaseSettings):
         if not self.start or not self.end:
             raise ConfigError("no window: pass --start YYYY-MM and --end YYYY-MM")
         return MonthWindow.parse(self.start, self.end)
+
+    def with_window(self, start: str | pd.Period, end: str | pd.Period) -> Settings:
+        """These settings for the window ``start``..``end``, checked as ``--start``/``--end``.
+
+        A stage of a composite flow (run, nrt, backfill) gets its window through this, so
+        a window is validated however it was made.
+
+        Raises
+        ------
+        ConfigError
+            A month is not YYYY-MM, or ``end`` comes before ``start``.
+        """
+        window = MonthWindow.parse(str(start), str(end))
+        return self.model_copy(update={"start": str(window.start), "end": str(window.end)})
 
 
 def _describe(err: ValidationError) -> str:

@@ -5,7 +5,9 @@ the overlap in ``sin(latitude)`` times the overlap in longitude (radians). Conse
 weights are therefore the outer product of two 1-D overlap matrices, each with a handful
 of non-zeros per row. :class:`ConservativeRegridder` stores them as dense ``(n_dst, K)``
 index/weight tables and applies them in two passes (latitude, then longitude) in a numba
-kernel, in float64, so the global integral is conserved to rounding (about 1e-13).
+kernel. The weights are float64; the sums are float32 for float32 data and small integers
+(8-wide SIMD, at the data's own precision: cells agree with the float64 path to 2e-5) and
+float64 for anything wider, whose global integral is conserved to rounding (about 1e-13).
 
 NaN-aware: a destination cell is the area-weighted mean of its *valid* source area; it is
 NaN when the valid share of its area is below ``min_valid_fraction``. Fields without NaN

@@ -78,17 +78,18 @@ class BackfillReport:
 
 
 def partitions(window: MonthWindow, months: int = 12) -> list[MonthWindow]:
-    """The window cut into runs of ``months`` months, aligned to calendar years when 12.
+    """The window cut into runs of ``months`` months: calendar years when 12.
 
-    Other lengths are aligned to the start of the window's first year, so the cuts never
-    depend on where a window happens to start within them (deterministic).
+    The cuts fall where the count of months since January of year 0 is a multiple of
+    ``months``, so they never depend on where a window starts: a window that starts later
+    (a resumed, shortened or extended backfill) is cut at the same months.
     """
     if months < 1:
         raise ConfigError(f"partition length {months} must be at least 1 month")
     out = []
     start = window.start
     while start <= window.end:
-        offset = (start.month - 1) % months  # months since the cut before ``start``
+        offset = (start.year * 12 + start.month - 1) % months  # months since the last cut
         end = min(window.end, start + (months - offset - 1))
         out.append(MonthWindow(start, end))
         start = end + 1
@@ -272,7 +273,7 @@ def run_backfill(settings: Settings, client: Client) -> BackfillReport:
             for n, unit in enumerate(todo, start=1):
                 console.print(f"unit {n}/{len(todo)}: {unit.id}")
                 if unit.stage == "ingest":
-                    sub = settings.model_copy(update={"start": unit.start, "end": unit.end})
+                    sub = settings.with_window(unit.start, unit.end)
                     for line in describe(run_ingest(sub, client)):
                         console.print(line)
                 elif unit.stage == "map":

@@ -166,13 +166,11 @@ def _update(
         return NrtReport(plan, time.perf_counter() - t0)
     if plan.ingest:
         span = _span(plan.ingest)
-        sub = settings.model_copy(update={"start": str(span.start), "end": str(span.end)})
-        for line in describe(run_ingest(sub, client)):
+        for line in describe(run_ingest(settings.with_window(span.start, span.end), client)):
             console.print(line)
     if plan.infer:
         span = _span(plan.infer)
-        sub = settings.model_copy(update={"start": str(span.start), "end": str(span.end)})
-        for line in run_infer(sub).lines:
+        for line in run_infer(settings.with_window(span.start, span.end)).lines:
             console.print(line)
     outputs = budget_and_report(settings)
     return NrtReport(plan, time.perf_counter() - t0, outputs)

@@ -80,8 +80,7 @@ def run_chain(settings: Settings, out: str, client: Client) -> list[tuple[str, s
     lake = Lake(run_settings.lake, run_settings.lake_storage)
     if todo:
         # One contiguous ingest: months inside the span that were current are redone too.
-        span = {"start": str(min(todo)), "end": str(max(todo))}
-        report = run_ingest(run_settings.model_copy(update=span), client)
+        report = run_ingest(run_settings.with_window(min(todo), max(todo)), client)
         for line in describe(report):
             console.print(line)
     else:
@@ -121,8 +120,7 @@ def _emulate_and_budget(
     # Months ingested now are mapped again: their drivers may have changed.
     todo = [m for m in window if m not in mapped or m in ingested]
     if todo:
-        infer_settings = settings.model_copy(update={"start": str(todo[0]), "end": str(todo[-1])})
-        for line in run_infer(infer_settings).lines:
+        for line in run_infer(settings.with_window(todo[0], todo[-1])).lines:
             console.print(line)
     else:
         console.print(f"the sink map already holds {window[0]}..{window[-1]}")

@@ -26,7 +26,7 @@ import xarray as xr
 import zarr
 import zarr.codecs
 
-from carbonsink import __version__
+from carbonsink._version import __version__
 from carbonsink.drivers import DRIVERS
 from carbonsink.errors import LakeError
 from carbonsink.grid import ModelGrid, Tiling

@@ -22,7 +22,7 @@ import pandas as pd
 import xarray as xr
 import zarr
 
-from carbonsink import __version__
+from carbonsink._version import __version__
 from carbonsink.errors import LakeError
 from carbonsink.grid import ModelGrid, Tiling
 from carbonsink.lake.features_store import TIME_AXIS, create_array

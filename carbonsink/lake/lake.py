@@ -22,7 +22,7 @@ from typing import Any
 import fsspec
 import icechunk
 
-from carbonsink import __version__
+from carbonsink._version import __version__
 from carbonsink.errors import ConfigError, LakeError, brief, storage_problem
 from carbonsink.storage import Location, StorageOptions, fsspec_options, parse_location
 

@@ -1,5 +1,6 @@
 """Settings: defaults < YAML file < CARBONSINK_* environment < CLI flags."""
 
+import pandas as pd
 import pytest
 
 from carbonsink.config import load_settings
@@ -61,3 +62,14 @@ def test_short_baseline_and_missing_file(tmp_path):
     bad.write_text("grid: [unclosed\n")
     with pytest.raises(ConfigError, match="fix the config file"):
         load_settings(bad)
+
+
+def test_a_window_change_is_validated_and_leaves_the_original():
+    s = load_settings(None, start="2015-01", end="2016-12")
+    sub = s.with_window(pd.Period("2016-03", "M"), "2016-05")
+    assert (sub.start, sub.end) == ("2016-03", "2016-05") and len(sub.window()) == 3
+    assert (s.start, s.end) == ("2015-01", "2016-12")
+    with pytest.raises(ConfigError, match="YYYY-MM"):
+        s.with_window("2016-3", "2016-05")
+    with pytest.raises(ConfigError, match="before start month"):
+        s.with_window("2016-05", "2016-03")

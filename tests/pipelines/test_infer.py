@@ -122,7 +122,7 @@ def test_a_replica_killed_mid_run_changes_nothing(mapped, infer_lake, ray_cluste
     s = serve_settings(
         infer_lake, ray_cluster, num_replicas=2, num_cpus=0.5, request_timeout_s=10.0
     )
-    report = run_infer(s.model_copy(update={"end": "2016-02"}), progress=kill)
+    report = run_infer(s.with_window(s.start, "2016-02"), progress=kill)
     # Requests lost with the dead replica were re-routed by Serve or sent again by infer.
     assert killed.is_set() and len(victims) == 1 and not {n for n, _ in replicas()} & set(victims)
     assert report.keys == 150
@@ -151,7 +151,7 @@ def test_gpu_replica_maps_like_the_cpu(mapped, infer_lake, ray_cluster):
     rows = mapped_rows(infer_lake)
     cpu = np.asarray(zarr.open_array(store, path=f"{MEDIAN}/land_flux", mode="r")[rows])
     s = serve_settings(infer_lake, ray_cluster, num_gpus=1, num_replicas=1)
-    s = s.model_copy(update={"end": "2016-01"})
+    s = s.with_window(s.start, "2016-01")
     run_infer(s)
     gpu = np.asarray(
         zarr.open_array(sinkmap(infer_lake), path=f"{MEDIAN}/land_flux", mode="r")[rows]
