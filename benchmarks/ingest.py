@@ -41,7 +41,7 @@ def ensure_store(month: str, client: object) -> Path:
     """The benchmark's store, generated on first use."""
     from carbonsink.sample.store import SampleSpec
     from carbonsink.timeutil import MonthWindow
-    from pipelines.sample_data import run_sample_data
+    from pipelines.stages.sample_data import run_sample_data
 
     path = DATA / f"era5-hourly-0p25-{month}.zarr"
     if not (path / ".zmetadata").exists() or not (path / "2m_temperature").exists():
@@ -94,7 +94,7 @@ def main() -> None:
 
     from carbonsink.config import DaskSettings, load_settings
     from cluster.dask import dask_client
-    from pipelines.ingest import run_ingest
+    from pipelines.stages.ingest import run_ingest
 
     cores = os.cpu_count() or 1
     lake = DATA / "bench-lake"

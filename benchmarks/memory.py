@@ -198,9 +198,9 @@ def main() -> None:
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
     os.environ.setdefault("CARBONSINK_PROGRESS", "0")
     from cluster.dask import dask_client
-    from pipelines.ingest import run_ingest
-    from pipelines.labels import run_labels
-    from pipelines.train import run_train
+    from pipelines.stages.ingest import run_ingest
+    from pipelines.stages.labels import run_labels
+    from pipelines.stages.train import run_train
 
     DATA.mkdir(parents=True, exist_ok=True)
     source = sample(DATA / f"monthly-{args.resolution:g}deg.zarr", args.resolution)

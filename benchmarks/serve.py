@@ -71,7 +71,7 @@ def main() -> None:
 
     from cluster.ray import start_local
     from cluster.serve_app import APP_NAME, Routes, build_app, plan_deployments, wait_ready
-    from pipelines.infer import run_infer
+    from pipelines.stages.infer import run_infer
 
     month = pd.Period(args.month, freq="M")
     device = pick_device("cuda" if args.num_gpus > 0 else "cpu")

@@ -115,8 +115,16 @@ def _root(
 @app.command("sample-data")
 def sample_data(
     out: Annotated[str, typer.Option("--out", help="Where to write the Zarr store (path or URL).")],
-    start: StartOpt = None,
-    end: EndOpt = None,
+    # The sample's window is the `sample` section's (CARBONSINK_SAMPLE__START/END, read by
+    # the settings), not the window of the commands that read a source (CARBONSINK_START).
+    start: Annotated[
+        str | None,
+        typer.Option("--start", help="First month, YYYY-MM (or CARBONSINK_SAMPLE__START)."),
+    ] = None,
+    end: Annotated[
+        str | None,
+        typer.Option("--end", help="Last month, YYYY-MM (or CARBONSINK_SAMPLE__END)."),
+    ] = None,
     resolution: Annotated[
         float | None, typer.Option("--resolution", help="Grid spacing in degrees (ERA5: 0.25).")
     ] = None,
@@ -146,7 +154,7 @@ def sample_data(
         carbonsink sample-data --out era5.zarr --start 2020-01 --end 2020-12 --step 1D
     """
     from cluster.dask import dask_client
-    from pipelines.sample_data import run_sample_data, spec_from_settings
+    from pipelines.stages.sample_data import run_sample_data, spec_from_settings
 
     s = _settings(
         config,
@@ -248,7 +256,7 @@ def ingest(
             --start 2024-01 --end 2024-12
     """
     from cluster.dask import dask_client
-    from pipelines.ingest import describe, run_ingest
+    from pipelines.stages.ingest import describe, run_ingest
 
     s = _settings(
         config,
@@ -330,7 +338,7 @@ def labels(
         carbonsink labels --nbp CLASSIC_S2_nbp.nc --fgco2 NorESM_fgco2.nc --member CLASSIC+NorESM
     """
     from cluster.dask import dask_client
-    from pipelines.labels import describe, run_labels
+    from pipelines.stages.labels import describe, run_labels
 
     s = _settings(
         config,
@@ -383,7 +391,7 @@ def train(
     when there is one. Run `carbonsink labels` first.
     """
     from cluster.dask import dask_client
-    from pipelines.train import run_train
+    from pipelines.stages.train import run_train
 
     s = _settings(
         config,
@@ -421,7 +429,7 @@ def evaluate(
     member, for the ensemble median and for the supervised-only baselines; written to
     LAKE/reports/skill-<run>/ (skill.json, skill.md, map.png, scatter.png).
     """
-    from pipelines.evaluate import run_evaluate
+    from pipelines.stages.evaluate import run_evaluate
 
     s = _settings(
         config,
@@ -482,7 +490,7 @@ def infer(
     \b
         carbonsink infer --lake output/lake --start 2024-01 --end 2024-12
     """
-    from pipelines.infer import run_infer
+    from pipelines.stages.infer import run_infer
 
     s = _settings(
         config, lake=lake, start=start, end=end, ray={"address": ray_address},
@@ -538,7 +546,7 @@ def backfill(
             --start 2015-01 --end 2024-12
     """
     from cluster.dask import dask_client
-    from pipelines.backfill import run_backfill
+    from pipelines.flows.backfill import run_backfill
 
     s = _settings(
         config, source=source, lake=lake, start=start, end=end,
@@ -565,7 +573,7 @@ def status(lake: LakeOpt = None, config: ConfigOpt = None) -> None:
     \b
         carbonsink status --lake s3://bucket/carbonsink
     """
-    from pipelines.status import status_lines
+    from pipelines.lake.status import status_lines
 
     for line in status_lines(_settings(config, lake=lake)):
         _echo(line)
@@ -595,7 +603,7 @@ def compact(
         carbonsink compact --lake s3://bucket/carbonsink --keep-days 30
     """
     from carbonsink.lake.lake import Lake
-    from pipelines.compact import run_compact
+    from pipelines.lake.compact import run_compact
 
     s = _settings(config, lake=lake)
     done = run_compact(Lake(s.lake, s.lake_storage), keep_days)
@@ -636,7 +644,7 @@ def nrt(
             --noaa-monthly co2_mm_gl.csv
     """
     from cluster.dask import dask_client
-    from pipelines.nrt import run_nrt
+    from pipelines.flows.nrt import run_nrt
 
     s = _settings(
         config, source=source, lake=lake, end=end, budget={"noaa_monthly": noaa_monthly},
@@ -706,7 +714,7 @@ def budget(
     \b
         carbonsink budget --lake output/lake --reference-start 2019 --reference-end 2022
     """
-    from pipelines.budget import run_budget
+    from pipelines.stages.budget import run_budget
 
     s = _settings(
         config, lake=lake,
@@ -732,7 +740,7 @@ def report(lake: LakeOpt = None, config: ConfigOpt = None) -> None:
     \b
         carbonsink report --lake output/lake
     """
-    from pipelines.report import run_report
+    from pipelines.stages.report import run_report
 
     out = run_report(_settings(config, lake=lake))
     for path in out.files:
@@ -757,7 +765,7 @@ def export(
     \b
         carbonsink export --lake output/lake --start 2024-01 --end 2024-12 --out sinks-2024.nc
     """
-    from pipelines.export import run_export
+    from pipelines.stages.export import run_export
 
     if not out:
         raise typer.BadParameter("pass --out PATH", param_hint="--out")
@@ -802,7 +810,7 @@ def serve(
         carbonsink serve --lake output/lake --port 8000
         curl 'http://127.0.0.1:8000/flux?month=2024-06&bbox=-75,-15,-45,5'
     """
-    from pipelines.infer import run_serve
+    from pipelines.stages.infer import run_serve
 
     s = _settings(
         config, lake=lake, ray={"address": ray_address},
@@ -839,7 +847,7 @@ def run(
     the budget, its tables, figures and report.
     """
     from cluster.dask import dask_client
-    from pipelines.run import run_chain
+    from pipelines.flows.run import run_chain
 
     s = _settings(config, source=source, start=start, end=end, dask={"address": dask_address})
     with dask_client(s.dask) as client:

@@ -141,7 +141,7 @@ def ray_cluster() -> Iterator[dict]:
 @pytest.fixture(scope="session")
 def lake(dask_client, monthly_store, tmp_path_factory):
     """The tiny lake, ingested once (2015-2016 at 4 deg)."""
-    from pipelines.ingest import run_ingest
+    from pipelines.stages.ingest import run_ingest
     from tests.tiny_lake import settings
 
     root = tmp_path_factory.mktemp("emulator") / "lake"
@@ -152,8 +152,8 @@ def lake(dask_client, monthly_store, tmp_path_factory):
 @pytest.fixture(scope="session")
 def trained(lake, dask_client):
     """The tiny lake labelled by the reference models, with emulators trained on it."""
-    from pipelines.labels import run_labels
-    from pipelines.train import run_train
+    from pipelines.stages.labels import run_labels
+    from pipelines.stages.train import run_train
     from tests.tiny_lake import settings
 
     labels = run_labels(settings(lake), dask_client)
@@ -164,8 +164,8 @@ def trained(lake, dask_client):
 @pytest.fixture(scope="session")
 def mapped_lake(trained, lake, dask_client, ray_cluster, tmp_path_factory):
     """The tiny lake with 2016 mapped and a budget, as users' lakes are."""
-    from pipelines.budget import run_budget
-    from pipelines.infer import run_infer
+    from pipelines.stages.budget import run_budget
+    from pipelines.stages.infer import run_infer
     from tests.tiny_lake import settings
 
     root = tmp_path_factory.mktemp("mapped") / "lake"

@@ -1,6 +1,6 @@
 """The Serve application on a real local Ray: per-member deployments and the HTTP route.
 
-``tests/pipelines/test_infer.py`` maps windows through the default (multiplexed) layout;
+``tests/pipelines/stages/test_infer.py`` maps windows through the default (multiplexed) layout;
 here the application runs one deployment per member, is asked for tiles directly through
 its handles, and answers boxes over HTTP.
 """

@@ -24,8 +24,8 @@ from carbonsink.lake.lake import Lake
 from carbonsink.lake.plan_store import read_plans
 from carbonsink.lake.table_store import read_table
 from carbonsink.reference.noaa import GTC_PER_PPM, annual_growth
-from pipelines.infer import mapped_months
-from pipelines.nrt import run_nrt
+from pipelines.flows.nrt import run_nrt
+from pipelines.stages.infer import mapped_months
 from tests.infra.manifests import pod_env, pod_specs, render, run_as_pod
 from tests.tiny_lake import settings
 

@@ -104,6 +104,18 @@ def test_version(capsys):
     assert code == 0 and out.startswith("carbonsink ")
 
 
+def test_sample_data_takes_its_window_from_the_sample_section(tmp_path, capsys, small, monkeypatch):
+    # CARBONSINK_START is the window of the commands that read a source, not the sample's.
+    monkeypatch.setenv("CARBONSINK_START", "1999-01")
+    monkeypatch.setenv("CARBONSINK_SAMPLE__START", "2015-03")
+    monkeypatch.setenv("CARBONSINK_SAMPLE__END", "2015-04")
+    out = cli_ok(["sample-data", "--out", str(tmp_path / "s.zarr"), "--resolution", "10"], capsys)
+    assert "(2015-03..2015-04, step 1MS, 10.0 deg)" in out
+    out = cli_ok(["sample-data", "--out", str(tmp_path / "s.zarr"), "--resolution", "10",
+                  "--start", "2015-05", "--end", "2015-05", "--overwrite"], capsys)  # fmt: skip
+    assert "(2015-05..2015-05, step 1MS, 10.0 deg)" in out
+
+
 def test_sample_data_then_ingest(tmp_path, capsys, small):
     store = tmp_path / "era5.zarr"
     out = cli_ok(["sample-data", "--out", str(store), "--start", "2015-01", "--end", "2015-12",

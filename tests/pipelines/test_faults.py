@@ -17,7 +17,7 @@ import pytest
 from carbonsink.config import DaskSettings
 from carbonsink.errors import CarbonsinkError
 from carbonsink.storage import StorageOptions
-from pipelines.ingest import run_ingest
+from pipelines.stages.ingest import run_ingest
 from tests.helpers import chunk_hashes, free_port
 from tests.tiny_lake import settings
 

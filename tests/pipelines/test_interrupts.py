@@ -22,8 +22,8 @@ import psutil
 import pytest
 
 from carbonsink.lake.lake import Lake
-from pipelines.compact import run_compact
-from pipelines.transaction import StoreTransaction, new_run_id
+from pipelines.lake.compact import run_compact
+from pipelines.lake.transaction import StoreTransaction, new_run_id
 from tests import cds_files
 from tests.helpers import lake_state
 from tests.pipelines.test_cli import run_cli

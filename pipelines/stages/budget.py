@@ -75,8 +75,8 @@ from carbonsink.reference.noaa import (
     read_monthly,
     window_gatm,
 )
+from pipelines.lake.transaction import StoreTransaction, new_run_id
 from pipelines.progress import progress_bar
-from pipelines.transaction import StoreTransaction, new_run_id
 
 
 @dataclass

@@ -12,7 +12,7 @@ import pytest
 from carbonsink.errors import ConfigError, LakeError
 from carbonsink.lake.lake import Lake
 from carbonsink.lake.plan_store import RunLock
-from pipelines.nrt import plan_nrt, run_nrt
+from pipelines.flows.nrt import plan_nrt, run_nrt
 from tests.tiny_lake import settings
 
 P = pd.Period

@@ -55,8 +55,8 @@ from carbonsink.lake.flux_store import (
 from carbonsink.lake.lake import Lake
 from carbonsink.targets import PLAUSIBLE_FLUX
 from carbonsink.timeutil import MonthWindow
+from pipelines.lake.transaction import StoreTransaction, new_run_id
 from pipelines.progress import console, progress_bar
-from pipelines.transaction import StoreTransaction, new_run_id
 
 MEDIAN = ENSEMBLE_MEDIAN
 SPREAD = ENSEMBLE_SPREAD

@@ -34,11 +34,11 @@ from carbonsink.sources import open_source
 from carbonsink.sources.base import ValidRange
 from carbonsink.sources.common import final_months, newest_complete_month
 from carbonsink.timeutil import MonthWindow, parse_month
-from pipelines.infer import check_emulators, mapped_months, run_infer
-from pipelines.ingest import describe, run_ingest, stale_months
+from pipelines.lake.transaction import new_run_id
 from pipelines.progress import console
-from pipelines.report import budget_and_report
-from pipelines.transaction import new_run_id
+from pipelines.stages.infer import check_emulators, mapped_months, run_infer
+from pipelines.stages.ingest import describe, run_ingest, stale_months
+from pipelines.stages.report import budget_and_report
 
 
 @dataclass(frozen=True)

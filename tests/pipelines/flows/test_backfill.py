@@ -22,8 +22,14 @@ from carbonsink.lake.flux_store import ENSEMBLE_MEDIAN, FluxLayout, member_month
 from carbonsink.lake.lake import Lake
 from carbonsink.lake.plan_store import RunLock, mark_done, read_plans, record_plan
 from carbonsink.timeutil import MonthWindow
-from pipelines.backfill import backfill_plan, partition_branch, partitions, reconcile, run_backfill
-from pipelines.status import status_lines
+from pipelines.flows.backfill import (
+    backfill_plan,
+    partition_branch,
+    partitions,
+    reconcile,
+    run_backfill,
+)
+from pipelines.lake.status import status_lines
 from tests.helpers import chunk_hashes
 from tests.strategies import month_windows
 from tests.tiny_lake import settings

@@ -44,9 +44,9 @@ from carbonsink.lake.flux_store import (
     read_flux,
 )
 from carbonsink.lake.lake import Lake
+from pipelines.lake.transaction import StoreTransaction, new_run_id
 from pipelines.progress import progress_bar
-from pipelines.train import open_labels
-from pipelines.transaction import StoreTransaction, new_run_id
+from pipelines.stages.train import open_labels
 
 GOAL_RELATIVE_ERROR = 0.02
 GOAL_R2 = 0.9

@@ -23,9 +23,9 @@ from carbonsink.lake.table_store import read_table
 from carbonsink.reference.noaa import annual_growth, gatm_annual
 from carbonsink.report import figures
 from carbonsink.report.page import render
-from pipelines.budget import SinkMap, open_sinkmap, run_budget
+from pipelines.lake.transaction import new_run_id
 from pipelines.progress import console, progress_bar
-from pipelines.transaction import new_run_id
+from pipelines.stages.budget import SinkMap, open_sinkmap, run_budget
 
 
 @dataclass

@@ -50,7 +50,9 @@ from carbonsink.lake.plan_store import (
     record_plan,
 )
 from carbonsink.timeutil import MonthWindow
-from pipelines.infer import (
+from pipelines.lake.transaction import DurableBranch, StoreTransaction, new_run_id
+from pipelines.progress import console
+from pipelines.stages.infer import (
     MapService,
     check_emulators,
     ensemble_and_check,
@@ -59,10 +61,8 @@ from pipelines.infer import (
     sinkmap_groups,
     sinkmap_layout,
 )
-from pipelines.ingest import describe, run_ingest
-from pipelines.progress import console
-from pipelines.report import budget_and_report
-from pipelines.transaction import DurableBranch, StoreTransaction, new_run_id
+from pipelines.stages.ingest import describe, run_ingest
+from pipelines.stages.report import budget_and_report
 
 
 @dataclass

@@ -59,8 +59,8 @@ from carbonsink.lake.flux_store import (
     read_flux,
 )
 from carbonsink.lake.lake import Lake
+from pipelines.lake.transaction import StoreTransaction, new_run_id
 from pipelines.progress import progress_bar, wait_with_progress
-from pipelines.transaction import StoreTransaction, new_run_id
 
 VARIANTS = {"mean-teacher": True, "supervised": False}
 

@@ -22,10 +22,10 @@ from carbonsink.lake.lake import Lake
 from carbonsink.lake.table_store import read_table
 from carbonsink.reference.gcb import packaged_release
 from carbonsink.reference.noaa import GTC_PER_PPM, annual_growth
-from pipelines.budget import run_budget
-from pipelines.infer import prepare_store, sinkmap_layout
-from pipelines.report import run_report
-from pipelines.transaction import StoreTransaction
+from pipelines.lake.transaction import StoreTransaction
+from pipelines.stages.budget import run_budget
+from pipelines.stages.infer import prepare_store, sinkmap_layout
+from pipelines.stages.report import run_report
 from tests.tiny_lake import settings
 
 pytestmark = pytest.mark.integration
@@ -233,7 +233,7 @@ def test_budget_needs_a_sink_map(lake, tmp_path):
 def test_export_a_window_as_netcdf_and_zarr(mapped_lake, tmp_path):
     import xarray as xr
 
-    from pipelines.export import run_export
+    from pipelines.stages.export import run_export
 
     root, _, lf = mapped_lake
     s = settings(root, start="2016-01", end="2016-03")

@@ -23,14 +23,14 @@ from carbonsink.sample.store import SampleSpec
 from carbonsink.sources.arco import SAMPLE_ATTR, zarr_store
 from carbonsink.storage import StorageOptions, parse_location
 from carbonsink.timeutil import MonthWindow, parse_month
-from pipelines.infer import mapped_months, run_infer
-from pipelines.ingest import describe, months_to_ingest, run_ingest
-from pipelines.labels import describe as describe_labels
-from pipelines.labels import run_labels
 from pipelines.progress import console
-from pipelines.report import budget_and_report
-from pipelines.sample_data import run_sample_data, spec_from_settings
-from pipelines.train import run_train
+from pipelines.stages.infer import mapped_months, run_infer
+from pipelines.stages.ingest import describe, months_to_ingest, run_ingest
+from pipelines.stages.labels import describe as describe_labels
+from pipelines.stages.labels import run_labels
+from pipelines.stages.report import budget_and_report
+from pipelines.stages.sample_data import run_sample_data, spec_from_settings
+from pipelines.stages.train import run_train
 
 SAMPLE_NAME = "sample-era5.zarr"
 

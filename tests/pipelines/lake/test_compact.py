@@ -11,7 +11,7 @@ from carbonsink.errors import LakeError
 from carbonsink.lake.lake import Lake
 from carbonsink.lake.plan_store import RunLock
 from pipelines.cli import main
-from pipelines.compact import run_compact
+from pipelines.lake.compact import run_compact
 
 
 @pytest.fixture

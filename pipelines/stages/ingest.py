@@ -64,8 +64,8 @@ from carbonsink.regrid import ConservativeRegridder
 from carbonsink.sources import open_source
 from carbonsink.sources.common import final_months
 from carbonsink.timeutil import MonthWindow
+from pipelines.lake.transaction import StoreTransaction, new_run_id
 from pipelines.progress import merge_forks_into
-from pipelines.transaction import StoreTransaction, new_run_id
 
 STORE = "features"
 

@@ -38,8 +38,8 @@ from carbonsink.process import MonthInputs, ReferenceMember, resolve_members
 from carbonsink.regrid import ConservativeRegridder
 from carbonsink.targets import TargetFile, open_target, target_on_grid
 from carbonsink.timeutil import parse_month
+from pipelines.lake.transaction import StoreTransaction, new_run_id
 from pipelines.progress import merge_forks_into
-from pipelines.transaction import StoreTransaction, new_run_id
 
 STORE = "labels"
 

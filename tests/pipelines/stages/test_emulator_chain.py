@@ -14,9 +14,9 @@ from carbonsink.errors import CarbonsinkError, ConfigError, LakeError, SourceErr
 from carbonsink.grid import ModelGrid
 from carbonsink.lake.flux_store import member_months, members, open_member
 from carbonsink.lake.lake import Lake
-from pipelines.evaluate import run_evaluate
-from pipelines.labels import run_labels
-from pipelines.train import run_train
+from pipelines.stages.evaluate import run_evaluate
+from pipelines.stages.labels import run_labels
+from pipelines.stages.train import run_train
 from tests.tiny_lake import settings
 
 pytestmark = pytest.mark.integration

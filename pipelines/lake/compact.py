@@ -13,7 +13,7 @@ written daily only grows. For each store this command
 
 It holds the lake's run lock, so it does not run beside a backfill or an nrt run. Before
 that, it removes the ``run-*`` branches of runs that were killed outright (SIGKILL, a lost
-node) and so could not remove their own (:func:`pipelines.transaction.abandoned_branches`),
+node) and so could not remove their own (:func:`pipelines.lake.transaction.abandoned_branches`),
 so their chunks are collected too.
 """
 
@@ -25,8 +25,8 @@ from dataclasses import dataclass
 from carbonsink.errors import ConfigError, LakeError
 from carbonsink.lake.lake import STORES, Lake
 from carbonsink.lake.plan_store import RunLock
+from pipelines.lake.transaction import abandoned_branches, new_run_id, remove_abandoned
 from pipelines.progress import console
-from pipelines.transaction import abandoned_branches, new_run_id, remove_abandoned
 
 #: Objects younger than this are kept whatever refers to them.
 GRACE = dt.timedelta(hours=1)

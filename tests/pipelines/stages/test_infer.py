@@ -14,7 +14,7 @@ from carbonsink.errors import ConfigError
 from carbonsink.lake.features_store import open_published_features, read_static
 from carbonsink.lake.flux_store import FLUXES, member_months, members, read_flux
 from carbonsink.lake.lake import Lake
-from pipelines.infer import MEDIAN, SPREAD, run_infer, sinkmap_layout
+from pipelines.stages.infer import MEDIAN, SPREAD, run_infer, sinkmap_layout
 from tests.tiny_lake import direct, settings
 
 pytestmark = pytest.mark.integration

@@ -7,7 +7,7 @@ import zarr
 
 from carbonsink.errors import LakeError
 from carbonsink.lake.lake import Lake
-from pipelines.transaction import DurableBranch, StoreTransaction
+from pipelines.lake.transaction import DurableBranch, StoreTransaction
 
 
 def write(session, value: float, message: str) -> None:

@@ -26,8 +26,8 @@ from carbonsink.lake.lake import Lake
 from carbonsink.regrid import ConservativeRegridder
 from carbonsink.sources import ArcoEra5Source
 from carbonsink.timeutil import MonthWindow
-from pipelines.compact import run_compact
-from pipelines.ingest import months_to_ingest, run_ingest
+from pipelines.lake.compact import run_compact
+from pipelines.stages.ingest import months_to_ingest, run_ingest
 from tests import cds_files
 
 pytestmark = pytest.mark.integration
