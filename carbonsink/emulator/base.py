@@ -13,6 +13,7 @@ import json
 from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
 
+import numpy as np
 import torch
 
 from carbonsink.errors import CarbonsinkError
@@ -95,16 +96,52 @@ class EmulatorMetadata:
         return cls(**d)
 
 
+class MonthlyBaseline(Protocol):
+    """A member's flux climatology, by calendar month (``carbonsink.emulator.inputs``)."""
+
+    fields: np.ndarray
+
+    def month(self, calendar_month: int) -> np.ndarray:
+        """The baseline channels of a calendar month (1-12), ``[K, lat, lon]``."""
+        ...
+
+
 class Emulator(Protocol):
-    """A trained emulator."""
+    """A trained emulator, as the mapper, the Serve replicas, evaluation and checkpoints use it.
+
+    ``carbonsink.emulator.cnn.CnnEmulator`` implements it; the contract tests in
+    ``tests/carbonsink/emulator/test_contract.py`` run over every implementation.
+    """
 
     metadata: EmulatorMetadata
+
+    @property
+    def baseline(self) -> MonthlyBaseline | None:
+        """The member's climatology when the network takes it as input channels, else None."""
+        ...
+
+    @property
+    def device(self) -> torch.device:
+        """Where ``predict`` runs."""
+        ...
 
     @property
     def halo(self) -> int:
         """Cells of context each side of a tile."""
         ...
 
+    def prepare(self, raw: np.ndarray, calendar_month: int) -> np.ndarray:
+        """Normalised inputs ``[C, lat, lon]`` from the raw feature channels of a month."""
+        ...
+
     def predict(self, features: torch.Tensor) -> torch.Tensor:
         """Fluxes of tiles: ``[B, C, H + 2h, W + 2h] -> [B, K, H, W]``, kg C m-2 s-1."""
+        ...
+
+    def predict_numpy(self, features: np.ndarray) -> np.ndarray:
+        """:meth:`predict` on numpy arrays."""
+        ...
+
+    def state(self) -> dict[str, Any]:
+        """Weights as numpy arrays (what a checkpoint stores)."""
         ...

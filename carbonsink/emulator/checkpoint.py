@@ -21,7 +21,7 @@ import numpy as np
 import torch
 import zarr
 
-from carbonsink.emulator.base import EmulatorError, EmulatorMetadata
+from carbonsink.emulator.base import Emulator, EmulatorError, EmulatorMetadata
 from carbonsink.emulator.cnn import CnnEmulator
 from carbonsink.emulator.inputs import Baseline
 from carbonsink.grid import ModelGrid
@@ -36,7 +36,7 @@ def checkpoint_path(member: str, variant: str) -> str:
     return f"{variant}/{member}"
 
 
-def save_checkpoint(store: icechunk.IcechunkStore, emulator: CnnEmulator) -> str:
+def save_checkpoint(store: icechunk.IcechunkStore, emulator: Emulator) -> str:
     """Write (or overwrite) an emulator's checkpoint; returns its group path."""
     meta = emulator.metadata
     path = checkpoint_path(meta.member, meta.variant)
@@ -102,7 +102,7 @@ def load_checkpoint(
     grid: ModelGrid | None = None,
     drivers: Sequence[str] | None = None,
     device: torch.device | None = None,
-) -> CnnEmulator:
+) -> Emulator:
     """Load a checkpoint, checking that it fits the data it will be applied to.
 
     Parameters

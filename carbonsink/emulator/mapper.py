@@ -23,9 +23,8 @@ import torch
 import zarr
 
 from carbonsink.co2 import co2_for
-from carbonsink.emulator.base import EmulatorError
+from carbonsink.emulator.base import Emulator, EmulatorError
 from carbonsink.emulator.checkpoint import list_checkpoints, load_checkpoint
-from carbonsink.emulator.cnn import CnnEmulator
 from carbonsink.emulator.inputs import StaticFields, feature_channels, normalise
 from carbonsink.emulator.tiles import TileKey, read_with_halo, tile_keys, tile_origin
 from carbonsink.errors import LakeError
@@ -72,7 +71,7 @@ def load_emulators(
     layout: FeaturesLayout,
     members: Sequence[str] | None = None,
     device: torch.device | None = None,
-) -> dict[str, CnnEmulator]:
+) -> dict[str, Emulator]:
     """The published emulators of one variant, by member, checked against the features.
 
     ``members`` default to the ensemble (:func:`published_members`).
@@ -116,7 +115,7 @@ class TileMapper:
         self,
         features: icechunk.Session,
         layout: FeaturesLayout,
-        emulators: dict[str, CnnEmulator],
+        emulators: dict[str, Emulator],
     ) -> None:
         if not emulators:
             raise EmulatorError("a tile mapper needs at least one emulator")
@@ -232,7 +231,7 @@ class TileMapper:
             parts.append(self._with_halo(key, lambda r, q: base[:, r, q]))
         return normalise(np.concatenate(parts), emu.metadata.channels, emu.metadata.normalisation)
 
-    def _emulator(self, key: TileKey) -> CnnEmulator:
+    def _emulator(self, key: TileKey) -> Emulator:
         try:
             return self.emulators[key.member]
         except KeyError as exc:
@@ -263,7 +262,7 @@ class TileMapper:
                 out[n] = block
         return [b for b in out if b is not None]
 
-    def _forward(self, emu: CnnEmulator, x: np.ndarray) -> np.ndarray:
+    def _forward(self, emu: Emulator, x: np.ndarray) -> np.ndarray:
         """``emu`` over ``x``, in passes of exactly ``pass_size`` tiles when that is set."""
         size = self.pass_size
         if not size:

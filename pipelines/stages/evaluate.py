@@ -22,13 +22,13 @@ import numpy as np
 import pandas as pd
 
 from carbonsink.config import Settings
+from carbonsink.emulator.base import Emulator
 from carbonsink.emulator.checkpoint import (
     json_safe,
     list_checkpoints,
     load_checkpoint,
     update_metrics,
 )
-from carbonsink.emulator.cnn import CnnEmulator
 from carbonsink.emulator.inputs import StaticFields, feature_channels, month_channels
 from carbonsink.emulator.skill import SkillAccumulator
 from carbonsink.emulator.tiles import predict_global
@@ -89,7 +89,7 @@ def run_evaluate(settings: Settings) -> EvaluateReport:
     found = list_checkpoints(models.store)
     if not found:
         raise LakeError("the models store holds no emulator; run carbonsink train first")
-    emulators: dict[tuple[str, str], CnnEmulator] = {
+    emulators: dict[tuple[str, str], Emulator] = {
         (v, m): load_checkpoint(models.store, m, v, grid=layout.grid, drivers=layout.drivers)
         for v, m in found
     }
@@ -184,13 +184,13 @@ def run_evaluate(settings: Settings) -> EvaluateReport:
     return EvaluateReport(report_url, files, skill, time.perf_counter() - t0, _lines(skill))
 
 
-def _input_groups(emulators: dict[tuple[str, str], CnnEmulator]) -> dict[tuple[str, str], int]:
+def _input_groups(emulators: dict[tuple[str, str], Emulator]) -> dict[tuple[str, str], int]:
     """Emulators that read identical inputs share a group number.
 
     Both variants of a member are trained on the same normalisation and baseline, so their
     inputs are prepared once (normalising the global inputs cost as much as the forward pass).
     """
-    groups: list[CnnEmulator] = []
+    groups: list[Emulator] = []
     out = {}
     for key, emu in emulators.items():
         for n, other in enumerate(groups):
