@@ -45,8 +45,8 @@ class LakeOutputs:
     url
         Root of the lake: a local path, ``file://``, ``s3://`` or ``gs://``.
     ref
-        ``main`` (what the last run published) or a tag such as ``run-20240702T...`` (a
-        store's past version; ``tags`` lists them).
+        ``main`` (what the last run published) or a tag such as ``run-20240702T...``: a
+        past version of the store that run published to (``tags`` lists a store's tags).
     storage
         Endpoint, region and anonymous access for object stores.
     """
@@ -121,7 +121,9 @@ class LakeOutputs:
         if member not in groups:
             raise LakeError(f"the sink map has no member {member!r}; it has {', '.join(groups)}")
         ds = open_member(self._session("sinkmap"), member)
-        features = self._session("features").store
+        # Static fields of the grid: the features store's main has them whatever the ref
+        # (a tag names one store's version; the grid of a lake never changes).
+        features = self._repo("features").readonly_session(branch="main").store
         for name in ("cell_area", "land_fraction"):
             ds = ds.assign_coords({name: (("lat", "lon"), read_static(features, name))})
         return ds
