@@ -51,7 +51,9 @@ class LakeOutputs:
         Endpoint, region and anonymous access for object stores.
     """
 
-    def __init__(self, url: str, *, ref: str = "main", storage: StorageOptions | None = None):
+    def __init__(
+        self, url: str, *, ref: str = "main", storage: StorageOptions | None = None
+    ) -> None:
         self._lake = Lake(url, storage)
         if self._lake.info() is None:
             raise LakeError(f"no carbonsink lake at {self._lake.url}; check the URL")
@@ -116,11 +118,11 @@ class LakeOutputs:
         ``(ds.land_flux * ds.cell_area).sum(("lat", "lon"))`` is the global land sink in
         kg C s-1.
         """
-        store = self._session("sinkmap").store
-        groups = members(store)
+        session = self._session("sinkmap")
+        groups = members(session.store)
         if member not in groups:
             raise LakeError(f"the sink map has no member {member!r}; it has {', '.join(groups)}")
-        ds = open_member(self._session("sinkmap"), member)
+        ds = open_member(session, member)
         # Static fields of the grid: the features store's main has them whatever the ref
         # (a tag names one store's version; the grid of a lake never changes).
         features = self._repo("features").readonly_session(branch="main").store
