@@ -25,7 +25,7 @@ if TYPE_CHECKING:
 
 __all__ = ["TABLES", "LakeOutputs", "__version__", "open_lake"]
 
-_LAZY = {"open_lake", "LakeOutputs", "TABLES"}
+_LAZY = set(__all__) - {"__version__"}
 
 
 def __getattr__(name: str) -> Any:
