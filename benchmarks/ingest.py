@@ -92,8 +92,8 @@ def main() -> None:
     p.add_argument("--json", type=Path, default=RESULTS / "ingest.json")
     args = p.parse_args()
 
-    from carbonsink.config import DaskSettings, load_settings
     from cluster.dask import dask_client
+    from pipelines.settings import DaskSettings, load_settings
     from pipelines.stages.ingest import run_ingest
 
     cores = os.cpu_count() or 1

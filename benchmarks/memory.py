@@ -38,9 +38,9 @@ from typing import Any
 import psutil
 import yaml
 
-from carbonsink.config import DaskSettings, Settings, load_settings
 from carbonsink.sample.store import SampleSpec, create_template, sample_land_fraction, write_block
 from carbonsink.timeutil import MonthWindow
+from pipelines.settings import DaskSettings, Settings, load_settings
 
 DATA = Path(__file__).parent / ".data" / "memory"
 RESULTS = Path(__file__).parent / "results"

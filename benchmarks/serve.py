@@ -31,10 +31,10 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from carbonsink.config import load_settings
 from carbonsink.emulator.cnn import pick_device
 from carbonsink.emulator.mapper import TileMapper
 from carbonsink.lake.lake import Lake
+from pipelines.settings import load_settings
 
 RESULTS = Path(__file__).parent / "results"
 

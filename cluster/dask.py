@@ -1,6 +1,6 @@
 """Dask clients: a LocalCluster, a scheduler by address, or a cluster on Kubernetes.
 
-Settings choose (``carbonsink.config.DaskSettings``); callers only ever see a
+Settings choose (``cluster.settings.DaskSettings``); callers only ever see a
 ``distributed.Client``, so every command runs unchanged on a laptop and on a cluster:
 
 - nothing set: a LocalCluster of worker processes on this machine;
@@ -25,8 +25,8 @@ import dask
 import yaml
 from distributed import Client, LocalCluster, WorkerPlugin
 
-from carbonsink.config import DaskSettings
 from carbonsink.errors import CarbonsinkError, ClusterError, ConfigError
+from cluster.settings import DaskSettings
 
 CONNECT_TIMEOUT_S = 15
 

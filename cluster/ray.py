@@ -18,8 +18,8 @@ from typing import Any
 
 import ray
 
-from carbonsink.config import RaySettings
 from carbonsink.errors import ClusterError
+from cluster.settings import RaySettings
 
 #: The Ray Client port of a KubeRay head service.
 KUBERAY_CLIENT_PORT = 10001

@@ -36,7 +36,6 @@ from ray.serve.handle import DeploymentHandle
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from carbonsink.config import ServeSettings, load_settings
 from carbonsink.emulator.cnn import pick_device
 from carbonsink.emulator.mapper import TileMapper, published_members
 from carbonsink.emulator.tiles import TileKey
@@ -46,6 +45,7 @@ from carbonsink.lake.flux_store import ENSEMBLE_MEDIAN, FLUXES, ensemble_median
 from carbonsink.lake.lake import Lake
 from carbonsink.storage import StorageOptions
 from carbonsink.timeutil import parse_month
+from cluster.settings import ServeSettings
 
 APP_NAME = "carbonsink"
 # Serve's driver-side INFO lines (deploying, "application is ready", router start-up) would
@@ -440,18 +440,6 @@ def build_app(
     return http.bind(
         emulators, plan, lake, lake_storage, settings.max_box_cells, settings.max_json_cells
     )
-
-
-def app_builder(args: dict[str, Any]) -> Any:
-    """The application for ``serve run`` and KubeRay's RayService.
-
-    The import path ``cluster.serve_app:app_builder`` names it in a Serve config file or a
-    RayService's ``serveConfigV2``. Settings come from ``CARBONSINK_*`` variables (the
-    ConfigMap in ``infra/k8s``) and ``CARBONSINK_CONFIG``, as for every command; the
-    config's ``args`` may set top-level settings too (``lake``, say).
-    """
-    settings = load_settings(None, **dict(args))
-    return build_app(settings.lake, settings.lake_storage.model_dump(), settings.serve)
 
 
 def deploy(

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 import icechunk
@@ -37,6 +38,14 @@ def progress_bar(*, transient: bool = False) -> Progress:
         transient=transient,
         disable=os.environ.get("CARBONSINK_PROGRESS", "1") == "0",
     )
+
+
+@contextmanager
+def tracked(description: str, total: int) -> Iterator[Callable[[int, int], None]]:
+    """A progress bar, as the ``progress(done, total)`` callback the library's long work takes."""
+    with progress_bar() as bar:
+        task = bar.add_task(description, total=total)
+        yield lambda done, of: bar.update(task, completed=done, total=of)
 
 
 def wait_with_progress(client: Client, futures: Sequence[Future], description: str) -> list[Any]:

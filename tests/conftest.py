@@ -35,6 +35,27 @@ settings.load_profile(
 
 DATA = Path(__file__).parent / "data"
 
+#: Session fixtures that start an engine (the Dask LocalCluster, Ray and Serve) or build a
+#: lake with them. Under pytest-xdist (``make test``: ``-n 2 --dist loadgroup``) every test
+#: that uses one runs in the same worker, so each is built once and two sets of engines do
+#: not fight over two cores; the other worker takes the tests that need none of them (unit
+#: tests, and the tests that start and stop their own servers and clusters).
+ENGINE_FIXTURES = frozenset(
+    {"dask_client", "lake", "trained", "mapped_lake", "rayjob_backfill", "ray_cluster"}
+)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Put every test that uses an engine fixture in the ``engines`` xdist group.
+
+    Such a test starts a cluster, so it is an integration test whether or not its module
+    says so (``make test-fast`` leaves it out).
+    """
+    for item in items:
+        if ENGINE_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.xdist_group("engines"))
+            item.add_marker(pytest.mark.integration)
+
 
 @pytest.fixture(scope="session")
 def monthly_store(tmp_path_factory: pytest.TempPathFactory) -> str:
@@ -87,8 +108,8 @@ def store_copy(tmp_path: Path):
 @pytest.fixture(scope="session")
 def dask_client() -> Iterator:
     """A real Dask LocalCluster (2 worker processes), shared by the session."""
-    from carbonsink.config import DaskSettings
     from cluster.dask import dask_client as make_client
+    from cluster.settings import DaskSettings
 
     with make_client(DaskSettings(n_workers=2, threads_per_worker=1)) as client:
         yield client

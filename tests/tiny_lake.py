@@ -5,12 +5,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from carbonsink.config import Settings, load_settings
 from carbonsink.emulator.checkpoint import load_checkpoint
 from carbonsink.emulator.inputs import StaticFields, feature_channels, month_channels
 from carbonsink.emulator.tiles import predict_global
 from carbonsink.lake.features_store import open_published_features
 from carbonsink.lake.lake import Lake
+from pipelines.settings import Settings, load_settings
 
 GRID = {"resolution": 4.0, "tile_lat": 9, "tile_lon": 18, "chunk_tiles": 1}
 #: The tiny lake's grid, baseline and reference window as environment variables, as a

@@ -25,7 +25,8 @@ import zarr
 from carbonsink._version import __version__
 from carbonsink.errors import LakeError
 from carbonsink.grid import ModelGrid, Tiling
-from carbonsink.lake.features_store import TIME_AXIS, create_array
+from carbonsink.lake.features_store import TIME_AXIS, create_array, read_attrs
+from carbonsink.lake.lake import Lake
 from carbonsink.timeutil import MonthWindow, month_starts
 
 FLUXES = ("land_flux", "ocean_flux")
@@ -233,3 +234,21 @@ def ensemble_median(fields: list[np.ndarray]) -> np.ndarray:
     if gaps.any():
         med[gaps] = np.nanmedian(stack[:, gaps], axis=0)
     return med
+
+
+def open_labels(lake: Lake) -> tuple[icechunk.Session, FluxLayout]:
+    """The published ``labels`` store, read-only, and its layout.
+
+    Raises
+    ------
+    LakeError
+        If the lake has no labels store.
+    """
+    repo = lake.open_repo("labels")
+    if repo is None:
+        raise LakeError(
+            f"the lake {lake.url} has no labels store; run carbonsink labels first (or import "
+            "TRENDY/GOBM files with carbonsink labels --nbp/--fgco2)"
+        )
+    session = repo.readonly_session("main")
+    return session, FluxLayout.from_attrs(read_attrs(session.store))

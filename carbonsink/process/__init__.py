@@ -32,8 +32,8 @@ class ReferenceMember:
     """One ensemble member: a land model and an ocean model."""
 
     name: str
-    land: LueLandModel
-    ocean: BulkOceanModel
+    land: ProcessModel
+    ocean: ProcessModel
     description: str
 
     @property

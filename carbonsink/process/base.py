@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Literal, Protocol
+from typing import Literal, Protocol, runtime_checkable
 
 import numpy as np
 
@@ -44,11 +44,19 @@ class MonthInputs:
     calendar_month: int
 
 
+@runtime_checkable
 class ProcessModel(Protocol):
-    """A reference land or ocean carbon model."""
+    """A reference land or ocean carbon model (the labels' producer; typed by its callers)."""
 
-    name: str
-    domain: Literal["land", "ocean"]
+    @property
+    def name(self) -> str:
+        """The model's name, recorded with its labels."""
+        ...
+
+    @property
+    def domain(self) -> Literal["land", "ocean"]:
+        """Where its flux is defined: cells with land, or cells with ocean."""
+        ...
 
     @property
     def drivers(self) -> tuple[str, ...]:

@@ -30,11 +30,10 @@ from __future__ import annotations
 import time
 from contextlib import ExitStack
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Annotated, Any
 
 from distributed import Client
 
-from carbonsink.config import Settings
 from carbonsink.emulator.tiles import band_tiles
 from carbonsink.errors import ConfigError, LakeError
 from carbonsink.lake.features_store import open_published_features, read_static, snapshot_metadata
@@ -49,18 +48,30 @@ from carbonsink.lake.plan_store import (
     mark_undone,
     record_plan,
 )
-from carbonsink.timeutil import MonthWindow
-from pipelines.lake.transaction import DurableBranch, StoreTransaction, new_run_id
-from pipelines.progress import console
-from pipelines.stages.infer import (
-    MapService,
-    check_emulators,
+from carbonsink.lake.sinkmap import (
     ensemble_and_check,
     prepare_store,
-    serving,
     sinkmap_groups,
     sinkmap_layout,
 )
+from carbonsink.timeutil import MonthWindow
+from pipelines.lake.transaction import DurableBranch, StoreTransaction, new_run_id
+from pipelines.options import (
+    ConfigOpt,
+    DaskAddressOpt,
+    EndOpt,
+    LakeOpt,
+    RayAddressOpt,
+    SourceOpt,
+    StartOpt,
+    echo,
+    outputs,
+    setting,
+    settings,
+)
+from pipelines.progress import console, tracked
+from pipelines.settings import Settings
+from pipelines.stages.infer import MapService, check_emulators, serving
 from pipelines.stages.ingest import describe, run_ingest
 from pipelines.stages.report import budget_and_report
 
@@ -222,7 +233,8 @@ class _PartitionMapper:
             months = list(MonthWindow.parse(unit.start, unit.end).months)
             session = branch.session()
             lf = read_static(self.features.store, "land_fraction")
-            ensemble_and_check(session, self.layout, service.members, months, lf)
+            with tracked("ensemble and checks", len(months)) as progress:
+                ensemble_and_check(session, self.layout, service.members, months, lf, progress)
             window = f"{unit.start}..{unit.end}"
             session.commit(
                 f"sink map {window}",
@@ -285,3 +297,59 @@ def run_backfill(settings: Settings, client: Client) -> BackfillReport:
         outputs = budget_and_report(settings)
     parts = sorted({f"{u.start}..{u.end}" for u in plan.units})
     return BackfillReport(plan.id, parts, done_before, len(todo), time.perf_counter() - t0, outputs)
+
+
+def command(
+    source: SourceOpt = None,
+    lake: LakeOpt = None,
+    start: StartOpt = None,
+    end: EndOpt = None,
+    partition_months: Annotated[
+        int | None,
+        setting(
+            "--partition-months",
+            path="partition_months",
+            help="Months per unit of work (default 12: calendar years).",
+        ),
+    ] = None,
+    tile_bands: Annotated[
+        int | None,
+        setting(
+            "--tile-bands",
+            path="tile_bands",
+            help="Bands of tile rows a partition is mapped in, one unit each (default 3).",
+        ),
+    ] = None,
+    dask_address: DaskAddressOpt = None,
+    ray_address: RayAddressOpt = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Ingest and map a long window with the lake's emulators, resumably; then the budget.
+
+    The window is planned as units, recorded in the lake before any work: an ingest unit
+    per partition of months, then per partition a map unit per band of tile rows and a
+    publish unit. Each unit commits on its own and is marked done when it has; readers see
+    a partition's months when its publish unit has run. Killed and started again with the
+    same arguments, it resumes after the done units (carbonsink status shows the plan). One
+    driver per lake at a time. The lake needs trained emulators (carbonsink labels + train,
+    or a first carbonsink run). Example:
+
+    \b
+        carbonsink backfill --source era5.zarr --lake s3://bucket/carbonsink \\
+            --start 2015-01 --end 2024-12
+    """
+    from cluster.dask import dask_client
+
+    s = settings(
+        config, source=source, lake=lake, start=start, end=end,
+        partition_months=partition_months, tile_bands=tile_bands,
+        dask={"address": dask_address}, ray={"address": ray_address},
+    )  # fmt: skip
+    with dask_client(s.dask) as client:
+        report = run_backfill(s, client)
+    echo(
+        f"backfill plan {report.plan}: {len(report.partitions)} partition(s); "
+        f"{report.done_before} unit(s) done before, {report.units_run} run now, in "
+        f"{report.seconds:.0f} s"
+    )
+    outputs(report.outputs)

@@ -20,23 +20,37 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from typing import Annotated
 
 import pandas as pd
 from distributed import Client
 
 from carbonsink.budget.trailing import LENGTH
-from carbonsink.config import Settings
 from carbonsink.errors import ConfigError, LakeError, SourceError
 from carbonsink.lake.features_store import era5t_months, ingested_months, open_published_features
 from carbonsink.lake.lake import Lake
 from carbonsink.lake.plan_store import RunLock
+from carbonsink.lake.sinkmap import mapped_months, months_to_map
 from carbonsink.sources import open_source
 from carbonsink.sources.base import ValidRange
 from carbonsink.sources.common import final_months, newest_complete_month
 from carbonsink.timeutil import MonthWindow, parse_month
 from pipelines.lake.transaction import new_run_id
+from pipelines.options import (
+    ConfigOpt,
+    DaskAddressOpt,
+    LakeOpt,
+    NoaaMonthlyOpt,
+    RayAddressOpt,
+    SourceOpt,
+    echo,
+    outputs,
+    setting,
+    settings,
+)
 from pipelines.progress import console
-from pipelines.stages.infer import check_emulators, mapped_months, run_infer
+from pipelines.settings import Settings
+from pipelines.stages.infer import check_emulators, run_infer
 from pipelines.stages.ingest import describe, run_ingest, stale_months
 from pipelines.stages.report import budget_and_report
 
@@ -86,7 +100,7 @@ def plan_nrt(
     """
     window = MonthWindow(newest - (length - 1), newest)
     ingest = stale_months(window.months, ingested, preliminary, final)
-    infer = sorted(set(ingest) | {m for m in window.months if m not in mapped})
+    infer = months_to_map(window.months, mapped, ingest)
     return NrtPlan(window, ingest, infer)
 
 
@@ -174,3 +188,47 @@ def _update(
             console.print(line)
     outputs = budget_and_report(settings)
     return NrtReport(plan, time.perf_counter() - t0, outputs)
+
+
+def command(
+    source: SourceOpt = None,
+    lake: LakeOpt = None,
+    end: Annotated[
+        str | None,
+        setting(
+            "--end",
+            path="end",
+            help="Newest month to treat as complete, YYYY-MM (default: the source's newest).",
+        ),
+    ] = None,
+    noaa_monthly: NoaaMonthlyOpt = None,
+    dask_address: DaskAddressOpt = None,
+    ray_address: RayAddressOpt = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Map the source's newest complete months and update this year's budget.
+
+    The 12 months ending with the newest complete month of the source (from ARCO-ERA5's
+    valid_time_stop_era5t) are brought into the lake: months not yet ingested, and ERA5T
+    months the source now holds as final ERA5, are ingested and mapped; then the budget
+    is rebuilt, whose 12-month table ends with the near-real-time budget. A run with nothing
+    new does nothing, so it can run daily from a scheduler. Example:
+
+    \b
+        carbonsink nrt --source gs://bucket/era5.zarr --lake s3://bucket/carbonsink \\
+            --noaa-monthly co2_mm_gl.csv
+    """
+    from cluster.dask import dask_client
+
+    s = settings(
+        config, source=source, lake=lake, end=end, budget={"noaa_monthly": noaa_monthly},
+        dask={"address": dask_address}, ray={"address": ray_address},
+    )  # fmt: skip
+    with dask_client(s.dask) as client:
+        report = run_nrt(s, client)
+    p = report.plan
+    echo(
+        f"nrt {p.window}: ingested {len(p.ingest)}, mapped {len(p.infer)} month(s) in "
+        f"{report.seconds:.0f} s"
+    )
+    outputs(report.outputs)

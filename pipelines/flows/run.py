@@ -11,20 +11,32 @@ when the sample was regenerated), and maps only those and the months not mapped 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Annotated
 
 import pandas as pd
 import zarr
 from distributed import Client
 
-from carbonsink.config import Settings
 from carbonsink.emulator.checkpoint import list_checkpoints
 from carbonsink.lake.lake import Lake
+from carbonsink.lake.sinkmap import mapped_months, months_to_map
 from carbonsink.sample.store import SampleSpec
 from carbonsink.sources.arco import SAMPLE_ATTR, zarr_store
 from carbonsink.storage import StorageOptions, parse_location
 from carbonsink.timeutil import MonthWindow, parse_month
+from pipelines.options import (
+    ConfigOpt,
+    DaskAddressOpt,
+    EndOpt,
+    SourceOpt,
+    StartOpt,
+    outputs,
+    setting,
+    settings,
+)
 from pipelines.progress import console
-from pipelines.stages.infer import mapped_months, run_infer
+from pipelines.settings import Settings
+from pipelines.stages.infer import run_infer
 from pipelines.stages.ingest import describe, months_to_ingest, run_ingest
 from pipelines.stages.labels import describe as describe_labels
 from pipelines.stages.labels import run_labels
@@ -116,12 +128,41 @@ def _emulate_and_budget(
         parse_month(settings.start), pd.Period(f"{settings.budget.reference_start}-01", "M")
     )
     window = [m for m in MonthWindow(first, parse_month(settings.end)).months]
-    mapped = mapped_months(lake)
-    # Months ingested now are mapped again: their drivers may have changed.
-    todo = [m for m in window if m not in mapped or m in ingested]
+    todo = months_to_map(window, mapped_months(lake), ingested)
     if todo:
         for line in run_infer(settings.with_window(todo[0], todo[-1])).lines:
             console.print(line)
     else:
         console.print(f"the sink map already holds {window[0]}..{window[-1]}")
     return budget_and_report(settings)
+
+
+def command(
+    out: Annotated[
+        str | None,
+        setting(
+            "--out", path="out", help="Folder for the sample data and the lake (default output)."
+        ),
+    ] = None,
+    source: SourceOpt = None,
+    start: StartOpt = None,
+    end: EndOpt = None,
+    dask_address: DaskAddressOpt = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Run the whole chain on embedded defaults and print where the outputs are.
+
+    With no --source, sample ERA5-like data (settings section `sample`, by default
+    2015-01..2024-12 monthly at 0.25 deg) is generated once into OUT and reused; it is
+    ingested into the lake at OUT/lake on the model grid, labelled by the reference models
+    and emulated (when the lake has no labels or models yet), mapped through Ray Serve from
+    the budget's reference window on (months already mapped are skipped), and turned into
+    the budget, its tables, figures and report.
+    """
+    from cluster.dask import dask_client
+
+    s = settings(
+        config, out=out, source=source, start=start, end=end, dask={"address": dask_address}
+    )
+    with dask_client(s.dask) as client:
+        outputs(run_chain(s, s.out, client))

@@ -21,11 +21,19 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
+from typing import Annotated
 
 from carbonsink.errors import ConfigError, LakeError
 from carbonsink.lake.lake import STORES, Lake
 from carbonsink.lake.plan_store import RunLock
 from pipelines.lake.transaction import abandoned_branches, new_run_id, remove_abandoned
+from pipelines.options import (
+    ConfigOpt,
+    LakeOpt,
+    echo,
+    setting,
+    settings,
+)
 from pipelines.progress import console
 
 #: Objects younger than this are kept whatever refers to them.
@@ -104,3 +112,31 @@ def run_compact(lake: Lake, keep_days: float, grace: dt.timedelta = GRACE) -> li
             console.print(done.describe())
             out.append(done)
     return out
+
+
+def command(
+    lake: LakeOpt = None,
+    keep_days: Annotated[
+        float | None,
+        setting(
+            "--keep-days",
+            path="compact.keep_days",
+            help="History newer than this many days is kept (default 30).",
+        ),
+    ] = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Drop the lake's history older than --keep-days and delete what only it used.
+
+    Snapshots and run tags older than that go; every branch's tip (main, an unfinished
+    backfill's) stays, and so do objects younger than an hour. Holds the lake's run lock.
+
+    Example:
+
+    \b
+        carbonsink compact --lake s3://bucket/carbonsink --keep-days 30
+    """
+    s = settings(config, lake=lake, compact={"keep_days": keep_days})
+    done = run_compact(Lake(s.lake, s.lake_storage), s.compact.keep_days)
+    total = sum(c.bytes for c in done)
+    echo(f"compacted {len(done)} store(s) of {s.lake}: {total / 1e9:.3f} GB freed")

@@ -4,10 +4,16 @@ from __future__ import annotations
 
 import pandas as pd
 
-from carbonsink.config import Settings
 from carbonsink.errors import LakeError
 from carbonsink.lake.lake import Lake
 from carbonsink.lake.plan_store import describe_lock, read_plans
+from pipelines.options import (
+    ConfigOpt,
+    LakeOpt,
+    echo,
+    settings,
+)
+from pipelines.settings import Settings
 
 
 def status_lines(settings: Settings) -> list[str]:
@@ -35,3 +41,15 @@ def status_lines(settings: Settings) -> list[str]:
             + ("" if p.complete else f", next {next(u.id for u in p.units if u.id not in p.done)}")
         )
     return lines
+
+
+def command(lake: LakeOpt = None, config: ConfigOpt = None) -> None:
+    """Show the lake's recorded plans (backfills), their progress, and who holds the lake.
+
+    Example:
+
+    \b
+        carbonsink status --lake s3://bucket/carbonsink
+    """
+    for line in status_lines(settings(config, lake=lake)):
+        echo(line)

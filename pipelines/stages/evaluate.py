@@ -21,7 +21,6 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from carbonsink.config import Settings
 from carbonsink.emulator.base import Emulator
 from carbonsink.emulator.checkpoint import (
     json_safe,
@@ -41,12 +40,21 @@ from carbonsink.lake.flux_store import (
     FLUXES,
     ensemble_median,
     member_months,
+    open_labels,
     read_flux,
 )
 from carbonsink.lake.lake import Lake
 from pipelines.lake.transaction import StoreTransaction, new_run_id
+from pipelines.options import (
+    ConfigOpt,
+    HoldoutEndOpt,
+    HoldoutStartOpt,
+    LakeOpt,
+    echo,
+    settings,
+)
 from pipelines.progress import progress_bar
-from pipelines.stages.train import open_labels
+from pipelines.settings import Settings
 
 GOAL_RELATIVE_ERROR = 0.02
 GOAL_R2 = 0.9
@@ -315,3 +323,26 @@ def _write_report(
     plt.close(fig)
     files["scatter.png"] = buf.getvalue()
     return [lake.write_file(f"{prefix}/{name}", data) for name, data in files.items()]
+
+
+def command(
+    lake: LakeOpt = None,
+    holdout_start: HoldoutStartOpt = None,
+    holdout_end: HoldoutEndOpt = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Skill report of the trained emulators on the held-out months.
+
+    Relative error of the global annual land and ocean totals and per-cell monthly R2, per
+    member, for the ensemble median and for the supervised-only baselines; written to
+    LAKE/reports/skill-<run>/ (skill.json, skill.md, map.png, scatter.png).
+    """
+    s = settings(
+        config, lake=lake, emulator={"holdout_start": holdout_start, "holdout_end": holdout_end}
+    )
+    report = run_evaluate(s)
+    for line in report.lines:
+        echo(line)
+    echo(f"evaluated in {report.seconds:.0f} s")
+    for f in report.files:
+        echo(f"report: {f}")

@@ -11,17 +11,27 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Annotated
 
 import numpy as np
 import xarray as xr
 
 from carbonsink import __version__
-from carbonsink.config import Settings
 from carbonsink.errors import ConfigError, LakeError
 from carbonsink.lake.features_store import DataOrigin, data_origin
 from carbonsink.lake.flux_store import FLUXES, members, open_member
 from carbonsink.lake.lake import Lake
 from carbonsink.timeutil import MonthWindow
+from pipelines.options import (
+    ConfigOpt,
+    EndOpt,
+    LakeOpt,
+    StartOpt,
+    echo,
+    setting,
+    settings,
+)
+from pipelines.settings import Settings
 
 FORMATS = ("netcdf", "zarr")
 
@@ -129,3 +139,35 @@ def run_export(settings: Settings, out: str, fmt: str) -> ExportReport:
     return ExportReport(
         out, [str(m) for m in ds["member"].values], len(window), time.perf_counter() - t0
     )
+
+
+def command(
+    lake: LakeOpt = None,
+    start: StartOpt = None,
+    end: EndOpt = None,
+    out: Annotated[
+        str | None,
+        setting("--out", path="export.out", help="File (NetCDF) or store path/URL (Zarr)."),
+    ] = None,
+    fmt: Annotated[
+        str | None,
+        setting("--format", path="export.format", help="netcdf or zarr (plain Zarr v3)."),
+    ] = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Export a window of the sink map (members, median, spread) as NetCDF or Zarr v3.
+
+    Example:
+
+    \b
+        carbonsink export --lake output/lake --start 2024-01 --end 2024-12 --out sinks-2024.nc
+    """
+    s = settings(config, lake=lake, start=start, end=end, export={"out": out, "format": fmt})
+    if not s.export.out:
+        raise ConfigError("export needs --out PATH (or CARBONSINK_EXPORT__OUT)")
+    report = run_export(s, s.export.out, s.export.format)
+    echo(
+        f"exported {report.months} month(s) of {', '.join(report.members)} in "
+        f"{report.seconds:.1f} s"
+    )
+    echo(f"export: {report.path}")

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-import warnings
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -24,42 +23,39 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import icechunk
-import numpy as np
 import pandas as pd
-import zarr
 
-from carbonsink.config import ServeSettings, Settings
 from carbonsink.emulator.mapper import load_emulators
 from carbonsink.emulator.tiles import TileKey, tile_keys
-from carbonsink.errors import ConfigError, Interrupted, LakeError
-from carbonsink.grid import Tiling
+from carbonsink.errors import ConfigError, LakeError
 from carbonsink.lake.features_store import (
-    FeaturesLayout,
     ingested_months,
     open_published_features,
-    read_attrs,
     read_static,
     snapshot_metadata,
 )
-from carbonsink.lake.flux_store import (
-    ENSEMBLE_MEDIAN,
-    ENSEMBLE_SPREAD,
-    FLUXES,
-    FluxLayout,
-    ensemble_median,
-    member_months,
-    members,
-    read_flux,
-    write_member_flags,
-)
 from carbonsink.lake.lake import Lake
-from carbonsink.targets import PLAUSIBLE_FLUX
+from carbonsink.lake.sinkmap import (
+    ensemble_and_check,
+    prepare_store,
+    sinkmap_groups,
+    sinkmap_layout,
+)
 from carbonsink.timeutil import MonthWindow
 from pipelines.lake.transaction import StoreTransaction, new_run_id
-from pipelines.progress import console, progress_bar
-
-MEDIAN = ENSEMBLE_MEDIAN
-SPREAD = ENSEMBLE_SPREAD
+from pipelines.options import (
+    ConfigOpt,
+    EndOpt,
+    LakeOpt,
+    RayAddressOpt,
+    StartOpt,
+    VariantOpt,
+    WithReferenceOpt,
+    echo,
+    settings,
+)
+from pipelines.progress import console, progress_bar, tracked
+from pipelines.settings import ServeSettings, Settings
 
 
 @dataclass
@@ -73,34 +69,6 @@ class InferReport:
     seconds: float
     batch_sizes: dict[int, int] = field(default_factory=dict)
     lines: list[str] = field(default_factory=list)
-
-
-def sinkmap_layout(features_layout: FeaturesLayout) -> FluxLayout:
-    """The sink map's layout: the features' grid and time axis, one tile per chunk."""
-    t = features_layout.tiling
-    return FluxLayout(features_layout.grid, Tiling(t.nlat, t.nlon, t.nlat, t.nlon))
-
-
-def prepare_store(
-    session: icechunk.Session, layout: FluxLayout, groups: dict[str, dict[str, Any]]
-) -> None:
-    """Create the sink-map store (or check it) and add missing groups."""
-    root = zarr.open_group(session.store, mode="a", zarr_format=3)
-    if "kind" not in root.attrs:
-        layout.create(session.store, "sinkmap")
-    else:
-        have = FluxLayout.from_attrs(dict(root.attrs))
-        if have != layout:
-            raise LakeError(
-                "the lake's sinkmap store has another grid or tiling than its features; "
-                "export it and delete it, or use a new lake"
-            )
-    present = set(members(session.store))
-    for name, attrs in groups.items():
-        if name not in present:
-            layout.add_member(session.store, name, attrs)
-        else:
-            zarr.open_group(session.store, path=name, mode="r+").attrs.update(attrs)
 
 
 async def _answer(response: Any, timeout_s: float) -> Any:
@@ -170,55 +138,6 @@ async def _stream(
     return forks, retried, sizes
 
 
-def ensemble_and_check(
-    session: icechunk.Session,
-    layout: FluxLayout,
-    names: list[str],
-    months: list[pd.Period],
-    land_fraction: np.ndarray,
-) -> None:
-    """Write median and spread for each month and check every member's map."""
-    domains = (land_fraction > 0, land_fraction < 1)
-    with progress_bar() as bar:
-        task = bar.add_task("ensemble and checks", total=len(months))
-        for month in months:
-            index = layout.month_index(month)
-            fields = {
-                m: np.stack([read_flux(session.store, m, f, index) for f in FLUXES]) for m in names
-            }
-            for m, flux in fields.items():
-                for k, f in enumerate(FLUXES):
-                    gaps = int(np.count_nonzero(~np.isfinite(flux[k]) & domains[k]))
-                    if gaps:
-                        raise LakeError(
-                            f"{m} {f} of {month} has {gaps} missing cells over its domain; "
-                            "the features of that month are incomplete: re-ingest it"
-                        )
-                    big = float(np.nanmax(np.abs(flux[k]))) if domains[k].any() else 0.0
-                    if big > PLAUSIBLE_FLUX:
-                        raise LakeError(
-                            f"{m} {f} of {month} reaches {big:.2e} kg m-2 s-1, beyond any "
-                            "plausible flux; the emulator does not fit these inputs: retrain it"
-                        )
-            stack = list(fields.values())
-            median = ensemble_median(stack)
-            with warnings.catch_warnings():  # all-NaN cells outside a flux's domain
-                warnings.simplefilter("ignore", RuntimeWarning)
-                spread = (
-                    np.nanstd(np.stack(stack), axis=0, ddof=1)
-                    if len(stack) > 1
-                    else np.zeros_like(median)
-                )
-            spread[np.isnan(median)] = np.nan
-            for group, value in ((MEDIAN, median), (SPREAD, spread)):
-                for k, f in enumerate(FLUXES):
-                    a = zarr.open_array(session.store, path=f"{group}/{f}", mode="r+")
-                    a[index] = value[k].astype(np.float32)
-            bar.advance(task)
-    for name in [*names, MEDIAN, SPREAD]:
-        write_member_flags(session.store, layout, name, months)
-
-
 def check_emulators(lake: Lake, variant: str) -> list[str]:
     """The members whose ``variant`` emulator fits the lake's features, checked up front.
 
@@ -229,17 +148,6 @@ def check_emulators(lake: Lake, variant: str) -> list[str]:
     """
     _, layout = open_published_features(lake)
     return sorted(load_emulators(lake, variant, layout))
-
-
-def mapped_months(lake: Lake) -> set[pd.Period]:
-    """Months the lake's published sink map holds (its ensemble median's)."""
-    repo = lake.open_repo("sinkmap")
-    if repo is None:
-        return set()
-    store = repo.readonly_session("main").store
-    if MEDIAN not in members(store):
-        return set()
-    return set(member_months(store, FluxLayout.from_attrs(read_attrs(store)), MEDIAN))
 
 
 @dataclass
@@ -301,15 +209,6 @@ def serving(settings: Settings) -> Iterator[MapService]:
         yield MapService(routes, info["members"], info["tiles_per_month"], settings.serve)
 
 
-def sinkmap_groups(names: list[str], variant: str, run_id: str) -> dict[str, dict[str, Any]]:
-    """The sink map's groups and their attributes: one per member, the median, the spread."""
-    attrs = {"variant": variant, "run": run_id}
-    groups = {m: {**attrs, "kind": "member"} for m in names}
-    groups[MEDIAN] = {**attrs, "kind": "ensemble median over members"}
-    groups[SPREAD] = {**attrs, "kind": "ensemble spread: sample standard deviation"}
-    return groups
-
-
 def run_infer(
     settings: Settings, progress: Callable[[int, int], None] | None = None
 ) -> InferReport:
@@ -358,7 +257,8 @@ def run_infer(
             t_ensemble = time.perf_counter()
             session = tx.session()
             lf = read_static(features.store, "land_fraction")
-            ensemble_and_check(session, layout, names, months, lf)
+            with tracked("ensemble and checks", len(months)) as progress:
+                ensemble_and_check(session, layout, names, months, lf, progress)
             session.commit(
                 f"sink map {window}",
                 metadata=snapshot_metadata(run=run_id, stage="infer", window=str(window)),
@@ -383,30 +283,29 @@ def run_infer(
     )
 
 
-def run_serve(settings: Settings, echo: Any) -> None:
-    """Deploy the Serve application and keep it up until stopped (SIGINT or SIGTERM).
+def command(
+    lake: LakeOpt = None,
+    start: StartOpt = None,
+    end: EndOpt = None,
+    ray_address: RayAddressOpt = None,
+    variant: VariantOpt = None,
+    with_reference: WithReferenceOpt = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Map a window of months at the model grid through the emulator's Ray Serve app.
 
-    Either signal shuts the application and the Ray it started down and returns: stopping a
-    server is its normal end, not a failure.
+    Every tile of every member and month is streamed through the application (batched on
+    the GPU when replicas have one), written to the lake's sinkmap store with the
+    ensemble median and spread, checked, and published in one transaction. Example:
+
+    \b
+        carbonsink infer --lake output/lake --start 2024-01 --end 2024-12
     """
-    from ray import serve
-
-    from cluster.ray import ray_session
-    from cluster.serve_app import deploy
-
-    lake = Lake(settings.lake, settings.lake_storage)
-    open_published_features(lake)  # a clear error now rather than in every replica
-    s = settings.serve
-    with ray_session(settings.ray):
-        _, info = deploy(lake.url, settings.lake_storage.model_dump(), s)
-        echo(f"serving {s.variant} emulators of {', '.join(info['members'])}")
-        echo(f"http: http://{s.http_host}:{s.http_port}/flux?month=YYYY-MM&bbox=W,S,E,N")
-        echo("stop with Ctrl-C or SIGTERM")
-        try:
-            while True:
-                time.sleep(3600)
-        except (KeyboardInterrupt, Interrupted) as exc:
-            name = exc.name if isinstance(exc, Interrupted) else "SIGINT"
-            echo(f"{name}: shutting the application down")
-            serve.shutdown()
-    echo("stopped")
+    s = settings(
+        config, lake=lake, start=start, end=end, ray={"address": ray_address},
+        serve={"variant": variant, "with_reference": with_reference},
+    )  # fmt: skip
+    report = run_infer(s)
+    for line in report.lines:
+        echo(line)
+    echo(f"sink map: {report.store}")

@@ -21,6 +21,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import Annotated
 
 import icechunk
 import numpy as np
@@ -31,7 +32,6 @@ from distributed import Client
 
 from carbonsink import __version__
 from carbonsink.aggregate import MonthAccumulator
-from carbonsink.config import Settings
 from carbonsink.drivers import Driver, required_variables, resolve_drivers
 from carbonsink.errors import ConfigError, LakeError
 from carbonsink.features import (
@@ -65,7 +65,20 @@ from carbonsink.sources import open_source
 from carbonsink.sources.common import final_months
 from carbonsink.timeutil import MonthWindow
 from pipelines.lake.transaction import StoreTransaction, new_run_id
+from pipelines.options import (
+    ConfigOpt,
+    DaskAddressOpt,
+    EndOpt,
+    LakeOpt,
+    SourceOpt,
+    StartOpt,
+    echo,
+    setting,
+    settings,
+    split,
+)
 from pipelines.progress import merge_forks_into
+from pipelines.settings import Settings
 
 STORE = "features"
 
@@ -391,3 +404,103 @@ def describe(report: IngestReport) -> list[str]:
         )
     lines += report.notes
     return lines
+
+
+def command(
+    source: SourceOpt = None,
+    lake: LakeOpt = None,
+    start: StartOpt = None,
+    end: EndOpt = None,
+    grid: Annotated[
+        float | None,
+        setting(
+            "--grid",
+            path="grid.resolution",
+            help="Model grid spacing in degrees: any divisor of 180 (default 0.25; 0.5 and 1 "
+            "are common). The emulator tiles (grid.tile_lat, grid.tile_lon) must fit it.",
+        ),
+    ] = None,
+    baseline_start: Annotated[
+        str | None,
+        setting(
+            "--baseline-start", path="ingest.baseline_start", help="First month of the climatology."
+        ),
+    ] = None,
+    baseline_end: Annotated[
+        str | None,
+        setting(
+            "--baseline-end", path="ingest.baseline_end", help="Last month of the climatology."
+        ),
+    ] = None,
+    drivers: Annotated[
+        str | None,
+        setting(
+            "--drivers", path="ingest.drivers", help="Comma-separated driver names (default: all)."
+        ),
+    ] = None,
+    source_endpoint_url: Annotated[
+        str | None,
+        setting(
+            "--source-endpoint-url",
+            path="source_storage.endpoint_url",
+            help="S3-compatible endpoint of the source.",
+        ),
+    ] = None,
+    anonymous: Annotated[
+        bool | None,
+        setting(
+            "--anonymous/--no-anonymous",
+            path="source_storage.anonymous",
+            help="Read the source without credentials (public buckets).",
+        ),
+    ] = None,
+    lake_endpoint_url: Annotated[
+        str | None,
+        setting(
+            "--lake-endpoint-url",
+            path="lake_storage.endpoint_url",
+            help="S3-compatible endpoint of the lake.",
+        ),
+    ] = None,
+    dask_address: DaskAddressOpt = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Ingest ERA5 into the lake: monthly drivers on the model grid, with Dask.
+
+    Reads ARCO-ERA5-layout Zarr stores and Copernicus data store downloads (GRIB, new or
+    legacy NetCDF) of the hourly reanalysis, the daily statistics (daily mean), the
+    monthly averaged reanalysis or the monthly means by hour of day; the product is
+    recognised from the files, and its accumulations (precipitation, radiation) are read
+    by its own period. Fields are averaged to months on their own grid, regridded
+    conservatively to the model grid, and written to the lake's `features` store with
+    derived drivers (VPD, wind speed) and anomalies against a climatology. Re-ingesting a
+    month rewrites identical bytes; a failed run publishes nothing. Example:
+
+    \b
+        carbonsink ingest --anonymous --lake s3://my-bucket/lake \\
+            --source gs://gcp-public-data-arco-era5/ar/full_37-1h-0p25deg-chunk-1.zarr-v3 \\
+            --start 2024-01 --end 2024-12
+    """
+    from cluster.dask import dask_client
+
+    s = settings(
+        config,
+        source=source,
+        lake=lake,
+        start=start,
+        end=end,
+        grid={"resolution": grid},
+        ingest={
+            "baseline_start": baseline_start,
+            "baseline_end": baseline_end,
+            "drivers": split(drivers),
+        },
+        source_storage={"endpoint_url": source_endpoint_url, "anonymous": anonymous},
+        lake_storage={"endpoint_url": lake_endpoint_url},
+        dask={"address": dask_address},
+    )
+    with dask_client(s.dask) as client:
+        report = run_ingest(s, client)
+    for line in describe(report):
+        echo(line)
+    echo(f"features: {report.store}")

@@ -12,6 +12,7 @@ from __future__ import annotations
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Annotated
 
 import icechunk
 import numpy as np
@@ -20,7 +21,6 @@ import zarr
 from distributed import Client
 
 from carbonsink.co2 import co2_for
-from carbonsink.config import Settings
 from carbonsink.errors import ConfigError, LakeError
 from carbonsink.lake.features_store import (
     FeaturesLayout,
@@ -39,7 +39,17 @@ from carbonsink.regrid import ConservativeRegridder
 from carbonsink.targets import TargetFile, open_target, target_on_grid
 from carbonsink.timeutil import parse_month
 from pipelines.lake.transaction import StoreTransaction, new_run_id
+from pipelines.options import (
+    ConfigOpt,
+    DaskAddressOpt,
+    LakeOpt,
+    echo,
+    setting,
+    settings,
+    split,
+)
 from pipelines.progress import merge_forks_into
+from pipelines.settings import Settings
 
 STORE = "labels"
 
@@ -270,3 +280,60 @@ def describe(report: LabelsReport) -> list[str]:
         f"{', '.join(report.members)} into {report.store} in {report.seconds:.1f} s "
         f"(snapshot {report.snapshot[:12]})"
     ]
+
+
+def command(
+    lake: LakeOpt = None,
+    labels_end: Annotated[
+        str | None,
+        setting(
+            "--labels-end",
+            path="labels.end",
+            help="Last labelled month, YYYY-MM (newer months stay unlabelled).",
+        ),
+    ] = None,
+    members: Annotated[
+        str | None,
+        setting(
+            "--members",
+            path="labels.members",
+            help="Comma-separated reference members (default: all).",
+        ),
+    ] = None,
+    nbp: Annotated[
+        str | None, setting("--nbp", path="labels.nbp", help="Import a TRENDY S2 nbp file instead.")
+    ] = None,
+    fgco2: Annotated[
+        str | None,
+        setting("--fgco2", path="labels.fgco2", help="Import a GOBM / data-product fgco2 file."),
+    ] = None,
+    member: Annotated[
+        str | None,
+        setting("--member", path="labels.member", help="Member name for imported files."),
+    ] = None,
+    dask_address: DaskAddressOpt = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Write training labels (land and ocean CO2 fluxes) to the lake's `labels` store.
+
+    By default the reference process models (a light-use-efficiency land model and a
+    bulk-flux ocean model, three parameter sets) run over the ingested features on Dask.
+    With --nbp/--fgco2, a TRENDY DGVM and/or GOBM file is imported as one member instead:
+
+    \b
+        carbonsink labels --nbp CLASSIC_S2_nbp.nc --fgco2 NorESM_fgco2.nc --member CLASSIC+NorESM
+    """
+    from cluster.dask import dask_client
+
+    s = settings(
+        config,
+        lake=lake,
+        labels={"end": labels_end, "members": split(members), "nbp": nbp, "fgco2": fgco2,
+                "member": member},
+        dask={"address": dask_address},
+    )  # fmt: skip
+    with dask_client(s.dask) as client:
+        report = run_labels(s, client)
+    for line in describe(report):
+        echo(line)
+    echo(f"labels: {report.store}")

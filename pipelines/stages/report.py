@@ -12,20 +12,26 @@ import time
 from dataclasses import dataclass
 
 import numpy as np
-import pandas as pd
 import zarr
 
-from carbonsink.config import Settings
 from carbonsink.errors import LakeError
-from carbonsink.lake.flux_store import ENSEMBLE_MEDIAN, FLUXES
+from carbonsink.lake.flux_store import ENSEMBLE_MEDIAN
 from carbonsink.lake.lake import Lake
+from carbonsink.lake.sinkmap import open_sinkmap
 from carbonsink.lake.table_store import read_table
 from carbonsink.reference.noaa import annual_growth, gatm_annual
 from carbonsink.report import figures
 from carbonsink.report.page import render
 from pipelines.lake.transaction import new_run_id
+from pipelines.options import (
+    ConfigOpt,
+    LakeOpt,
+    echo,
+    settings,
+)
 from pipelines.progress import console, progress_bar
-from pipelines.stages.budget import SinkMap, open_sinkmap, run_budget
+from pipelines.settings import Settings
+from pipelines.stages.budget import run_budget
 
 
 @dataclass
@@ -35,20 +41,6 @@ class ReportOutput:
     url: str
     files: list[str]
     seconds: float
-
-
-def annual_mean_field(sinkmap: SinkMap, year: int) -> np.ndarray:
-    """Day-weighted annual mean of the median's land + ocean flux (kg C m-2 s-1)."""
-    read = sinkmap.reader(ENSEMBLE_MEDIAN)
-    total: np.ndarray | None = None
-    days = 0
-    for month in pd.period_range(f"{year}-01", f"{year}-12", freq="M"):
-        f = sum(np.nan_to_num(read(month, flux).astype(np.float64)) for flux in FLUXES)
-        assert isinstance(f, np.ndarray)
-        total = f * month.days_in_month if total is None else total + f * month.days_in_month
-        days += month.days_in_month
-    assert total is not None
-    return total / days
 
 
 def run_report(settings: Settings) -> ReportOutput:
@@ -89,11 +81,11 @@ def run_report(settings: Settings) -> ReportOutput:
         base_years = [y for y in range(b0, b1 + 1)]
         base = None
         for y in base_years:
-            f = annual_mean_field(sinkmap, y)
+            f = sinkmap.annual_mean(y)
             base = f if base is None else base + f
             bar.advance(task)
         assert base is not None
-        anomaly = annual_mean_field(sinkmap, newest) - base / len(base_years)
+        anomaly = sinkmap.annual_mean(newest) - base / len(base_years)
         area_ok = np.isfinite(anomaly)
         anomaly[~area_ok] = np.nan
         figs = {}
@@ -191,3 +183,17 @@ def budget_and_report(settings: Settings) -> list[tuple[str, str]]:
         ("report", next(p for p in report.files if p.endswith(".html"))),
         *[("figure", p) for p in report.files if p.endswith(".png")],
     ]
+
+
+def command(lake: LakeOpt = None, config: ConfigOpt = None) -> None:
+    """Draw the figures and the one-page HTML report of the lake's published budget.
+
+    The sink anomaly map of the newest year, the budget as stacked bars, the GATM history
+    and the regional anomalies, with the tables and their provenance. Example:
+
+    \b
+        carbonsink report --lake output/lake
+    """
+    out = run_report(settings(config, lake=lake))
+    for path in out.files:
+        echo(f"report: {path}")

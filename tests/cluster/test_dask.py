@@ -2,9 +2,9 @@ import time
 
 import pytest
 
-from carbonsink.config import DaskSettings
 from carbonsink.errors import ClusterError, ConfigError
 from cluster import dask as cluster_dask
+from cluster.settings import DaskSettings
 
 
 def test_local_cluster_runs_tasks_and_closes():

@@ -2,8 +2,8 @@
 
 import pytest
 
-from carbonsink.config import RaySettings
 from cluster.ray import ray_address
+from cluster.settings import RaySettings
 
 
 def test_kuberay_clusters_are_reached_through_their_head_service():

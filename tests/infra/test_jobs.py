@@ -22,10 +22,10 @@ import zarr
 from carbonsink.lake.features_store import era5t_months, open_published_features
 from carbonsink.lake.lake import Lake
 from carbonsink.lake.plan_store import read_plans
+from carbonsink.lake.sinkmap import mapped_months
 from carbonsink.lake.table_store import read_table
 from carbonsink.reference.noaa import GTC_PER_PPM, annual_growth
 from pipelines.flows.nrt import run_nrt
-from pipelines.stages.infer import mapped_months
 from tests.infra.manifests import pod_env, pod_specs, render, run_as_pod
 from tests.tiny_lake import settings
 

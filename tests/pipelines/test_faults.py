@@ -14,9 +14,9 @@ import time
 import boto3
 import pytest
 
-from carbonsink.config import DaskSettings
 from carbonsink.errors import CarbonsinkError
 from carbonsink.storage import StorageOptions
+from cluster.settings import DaskSettings
 from pipelines.stages.ingest import run_ingest
 from tests.helpers import chunk_hashes, free_port
 from tests.tiny_lake import settings

@@ -19,12 +19,12 @@ from carbonsink.lake.features_store import (
 )
 from carbonsink.lake.flux_store import ENSEMBLE_MEDIAN, ENSEMBLE_SPREAD, write_member_flags
 from carbonsink.lake.lake import Lake
+from carbonsink.lake.sinkmap import prepare_store, sinkmap_layout
 from carbonsink.lake.table_store import read_table
 from carbonsink.reference.gcb import packaged_release
 from carbonsink.reference.noaa import GTC_PER_PPM, annual_growth
 from pipelines.lake.transaction import StoreTransaction
 from pipelines.stages.budget import run_budget
-from pipelines.stages.infer import prepare_store, sinkmap_layout
 from pipelines.stages.report import run_report
 from tests.tiny_lake import settings
 

@@ -12,9 +12,12 @@ import zarr
 
 from carbonsink.errors import ConfigError
 from carbonsink.lake.features_store import open_published_features, read_static
+from carbonsink.lake.flux_store import ENSEMBLE_MEDIAN as MEDIAN
+from carbonsink.lake.flux_store import ENSEMBLE_SPREAD as SPREAD
 from carbonsink.lake.flux_store import FLUXES, member_months, members, read_flux
 from carbonsink.lake.lake import Lake
-from pipelines.stages.infer import MEDIAN, SPREAD, run_infer, sinkmap_layout
+from carbonsink.lake.sinkmap import sinkmap_layout
+from pipelines.stages.infer import run_infer
 from tests.tiny_lake import direct, settings
 
 pytestmark = pytest.mark.integration

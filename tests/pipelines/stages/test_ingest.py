@@ -10,7 +10,6 @@ import pytest
 import xarray as xr
 import zarr
 
-from carbonsink.config import load_settings
 from carbonsink.drivers import DRIVERS
 from carbonsink.errors import LakeError, SourceError
 from carbonsink.grid import EARTH_RADIUS_M, ModelGrid
@@ -27,6 +26,7 @@ from carbonsink.regrid import ConservativeRegridder
 from carbonsink.sources import ArcoEra5Source
 from carbonsink.timeutil import MonthWindow
 from pipelines.lake.compact import run_compact
+from pipelines.settings import load_settings
 from pipelines.stages.ingest import months_to_ingest, run_ingest
 from tests import cds_files
 

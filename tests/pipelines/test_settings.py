@@ -1,10 +1,10 @@
-"""Settings: defaults < YAML file < CARBONSINK_* environment < CLI flags."""
+"""The composed settings (pipelines/settings.py) and the engines' sections (cluster/settings.py)."""
 
 import pandas as pd
 import pytest
 
-from carbonsink.config import load_settings
 from carbonsink.errors import ConfigError
+from pipelines.settings import load_settings
 
 
 def test_defaults():

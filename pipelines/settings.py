@@ -1,4 +1,4 @@
-"""One typed settings object for every command.
+"""One typed settings object for every command, composed of the layers' sections.
 
 Precedence, lowest first: the defaults below < a YAML file (``--config`` or
 ``CARBONSINK_CONFIG``) < environment variables ``CARBONSINK_*`` (nested fields with ``__``,
@@ -15,7 +15,7 @@ from contextvars import ContextVar
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -29,9 +29,27 @@ from carbonsink.errors import ConfigError, brief
 from carbonsink.grid import ModelGrid
 from carbonsink.storage import StorageOptions
 from carbonsink.timeutil import MonthWindow, parse_month
+from cluster.settings import DaskSettings, RaySettings, Section, ServeSettings
 
 if TYPE_CHECKING:
     import pandas as pd
+
+__all__ = [
+    "BudgetSettings",
+    "CompactSettings",
+    "DaskSettings",
+    "EmulatorSettings",
+    "ExportSettings",
+    "GridSettings",
+    "IngestSettings",
+    "LabelsSettings",
+    "RaySettings",
+    "SampleSettings",
+    "ServeSettings",
+    "Settings",
+    "load_settings",
+    "unknown_variables",
+]
 
 _config_file: ContextVar[Path | None] = ContextVar("carbonsink_config_file", default=None)
 
@@ -44,11 +62,7 @@ def _as_value_error(check: Any, *args: Any, **kwargs: Any) -> None:
         raise ValueError(str(exc)) from exc
 
 
-class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
-
-
-class GridSettings(_Section):
+class GridSettings(Section):
     """The model grid and its emulator tiles (store chunks follow the tiles)."""
 
     resolution: float = Field(0.25, description="cell size in degrees: 0.25, 0.5 or 1")
@@ -63,41 +77,7 @@ class GridSettings(_Section):
         return v
 
 
-class DaskSettings(_Section):
-    """Where Dask work runs: a LocalCluster (default), a scheduler, or a Kubernetes cluster.
-
-    At most one of ``address``, ``kubernetes_spec`` and ``kubernetes_cluster`` is set; none
-    means a LocalCluster on this machine.
-    """
-
-    address: str | None = Field(None, description="scheduler address, e.g. tcp://host:8786")
-    kubernetes_spec: str | None = Field(
-        None,
-        description="DaskCluster manifest (YAML file) to create through the dask-kubernetes "
-        "operator for the command, and delete after it",
-    )
-    kubernetes_cluster: str | None = Field(
-        None, description="name of a running DaskCluster to connect to through the operator"
-    )
-    namespace: str | None = Field(
-        None, description="Kubernetes namespace of the DaskCluster (default: the current one)"
-    )
-    n_workers: int | None = Field(None, gt=0, description="LocalCluster workers (default: cores)")
-    threads_per_worker: int = Field(1, gt=0)
-    memory_limit: str = Field("auto", description="per LocalCluster worker, e.g. 4GiB")
-
-    @model_validator(mode="after")
-    def _one_place(self) -> DaskSettings:
-        places = ("address", "kubernetes_spec", "kubernetes_cluster")
-        given = [k for k in places if getattr(self, k)]
-        if len(given) > 1:
-            raise ValueError(
-                f"dask.{given[0]} and dask.{given[1]} both say where Dask runs; set only one"
-            )
-        return self
-
-
-class IngestSettings(_Section):
+class IngestSettings(Section):
     """How ERA5 becomes monthly drivers."""
 
     drivers: list[str] | None = Field(None, description="driver names (default: all)")
@@ -139,7 +119,7 @@ class IngestSettings(_Section):
         return w
 
 
-class LabelsSettings(_Section):
+class LabelsSettings(Section):
     """Training targets: the reference process models, or imported TRENDY / GOBM files."""
 
     end: str = Field(
@@ -158,7 +138,7 @@ class LabelsSettings(_Section):
         return v
 
 
-class EmulatorSettings(_Section):
+class EmulatorSettings(Section):
     """CNN emulators: semi-supervised training and the skill report."""
 
     members: list[str] | None = Field(
@@ -197,87 +177,7 @@ class EmulatorSettings(_Section):
         return MonthWindow.parse(self.holdout_start, self.holdout_end)
 
 
-class RaySettings(_Section):
-    """Ray: a local instance by default, or an existing cluster."""
-
-    address: str | None = Field(
-        None, description="existing Ray cluster, e.g. ray://head:10001 or auto (default: local)"
-    )
-    kuberay_cluster: str | None = Field(
-        None,
-        description="name of a KubeRay RayCluster or RayService to reach through its head "
-        "service's Ray Client port",
-    )
-    namespace: str | None = Field(
-        None, description="Kubernetes namespace of the KubeRay cluster (default: the pod's own)"
-    )
-    num_cpus: int | None = Field(None, gt=0, description="CPUs of a local Ray (default: all)")
-
-    @model_validator(mode="after")
-    def _one_place(self) -> RaySettings:
-        if self.address and self.kuberay_cluster:
-            raise ValueError("ray.address and ray.kuberay_cluster both say where Ray runs; set one")
-        return self
-
-
-class ServeSettings(_Section):
-    """The emulator's Ray Serve application (``carbonsink serve`` / ``infer``).
-
-    ``max_batch_size``, ``batch_wait_timeout_s`` and ``max_ongoing_requests`` work together:
-    a replica can only form batches of the requests it holds, so ``max_ongoing_requests``
-    must be at least ``max_batch_size`` (checked).
-    """
-
-    variant: str = Field("mean-teacher", description="which trained emulators to serve")
-    with_reference: bool = Field(
-        False,
-        description="also map the reference members when the lake has imported TRENDY/GOBM "
-        "ones (by default those alone are the ensemble)",
-    )
-    layout: str = Field(
-        "multiplexed",
-        pattern=r"^(multiplexed|per-member)$",
-        description="one emulator deployment for all members, or one per member",
-    )
-    num_replicas: int = Field(
-        2,
-        ge=1,
-        description="emulator replicas (per deployment); two: a dead one never stalls a run",
-    )
-    num_cpus: float = Field(1.0, gt=0, description="CPUs per replica")
-    num_gpus: float = Field(0.0, ge=0, description="GPUs per replica (0: CPU inference)")
-    max_batch_size: int = Field(8, ge=1, le=256, description="tiles per forward pass")
-    batch_wait_timeout_s: float = Field(0.05, ge=0, le=10)
-    fixed_passes: bool = Field(
-        True,
-        description="every forward pass on a fixed number of tiles (one on CPU, "
-        "max_batch_size zero-padded on a GPU) so that a tile's bytes do not depend on its "
-        "batch-mates; resumed runs are then byte-identical",
-    )
-    max_ongoing_requests: int = Field(16, ge=1, description="requests a replica holds")
-    in_flight: int = Field(32, ge=1, description="tile requests infer keeps in flight")
-    retries: int = Field(3, ge=0, description="attempts per failed tile key beyond the first")
-    request_timeout_s: float = Field(
-        120.0, gt=0, description="a tile request not answered by then is sent again"
-    )
-    http_host: str = Field("127.0.0.1", description="address of the HTTP route")
-    http_port: int = Field(8000, ge=0, le=65535)
-    max_box_cells: int = Field(
-        1_000_000, ge=1, description="largest box (cells) the HTTP route maps per request"
-    )
-    max_json_cells: int = Field(40_000, ge=1, description="largest box answered as JSON")
-
-    @model_validator(mode="after")
-    def _batching(self) -> ServeSettings:
-        if self.max_ongoing_requests < self.max_batch_size:
-            raise ValueError(
-                f"max_ongoing_requests ({self.max_ongoing_requests}) is below max_batch_size "
-                f"({self.max_batch_size}): batches could never fill; raise it"
-            )
-        return self
-
-
-class BudgetSettings(_Section):
+class BudgetSettings(Section):
     """The carbon budget: GCB release, bias adjustment, GATM and emission extension."""
 
     gcb: str | None = Field(
@@ -319,9 +219,11 @@ class BudgetSettings(_Section):
         return self
 
 
-class SampleSettings(_Section):
+class SampleSettings(Section):
     """The synthetic ERA5-like input of ``carbonsink run`` and the tests."""
 
+    out: str | None = Field(None, description="where sample-data writes its Zarr store")
+    overwrite: bool = Field(False, description="replace an existing sample store")
     start: str = "2015-01"
     end: str = "2024-12"
     resolution: float = 0.25
@@ -329,6 +231,19 @@ class SampleSettings(_Section):
     seed: int = 0
     era5t_months: int = Field(3, ge=0)
     zarr_format: int = Field(2, ge=2, le=3)
+
+
+class ExportSettings(Section):
+    """``carbonsink export``: where a window of the sink map goes, and as what."""
+
+    out: str | None = Field(None, description="file (NetCDF) or store path/URL (Zarr)")
+    format: str = Field("netcdf", pattern=r"^(netcdf|zarr)$", description="netcdf or zarr")
+
+
+class CompactSettings(Section):
+    """``carbonsink compact``: how much of the lake's history to keep."""
+
+    keep_days: float = Field(30.0, description="history newer than this many days is kept")
 
 
 class Settings(BaseSettings):
@@ -362,6 +277,9 @@ class Settings(BaseSettings):
     serve: ServeSettings = ServeSettings()
     budget: BudgetSettings = BudgetSettings()
     sample: SampleSettings = SampleSettings()
+    export: ExportSettings = ExportSettings()
+    compact: CompactSettings = CompactSettings()
+    out: str = Field("output", description="folder of carbonsink run's sample data and lake")
 
     @classmethod
     def settings_customise_sources(
@@ -429,8 +347,6 @@ OTHER_VARIABLES = frozenset(
         "CARBONSINK_DEBUG",  # tracebacks instead of one-line errors
         "CARBONSINK_PROGRESS",  # progress bars on or off
         "CARBONSINK_CACHE_DIR",  # the land mask's cache
-        "CARBONSINK_OUT",  # carbonsink run --out
-        "CARBONSINK_COMPACT_KEEP_DAYS",  # carbonsink compact --keep-days
     }
 )
 
