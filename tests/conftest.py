@@ -36,24 +36,17 @@ settings.load_profile(
 DATA = Path(__file__).parent / "data"
 
 #: Session fixtures that start an engine (the Dask LocalCluster, Ray and Serve) or build a
-#: lake with them. Under pytest-xdist (``make test``: ``-n 2 --dist loadgroup``) every test
-#: that uses one runs in the same worker, so each is built once and two sets of engines do
-#: not fight over two cores; the other worker takes the tests that need none of them (unit
-#: tests, and the tests that start and stop their own servers and clusters).
+#: lake with them: a test that uses one is an integration test, whatever its module says.
 ENGINE_FIXTURES = frozenset(
     {"dask_client", "lake", "trained", "mapped_lake", "rayjob_backfill", "ray_cluster"}
 )
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Put every test that uses an engine fixture in the ``engines`` xdist group.
-
-    Such a test starts a cluster, so it is an integration test whether or not its module
-    says so (``make test-fast`` leaves it out).
-    """
+    """Mark every test that uses an engine fixture ``integration`` (``make test-fast`` and
+    ``-m "not integration"`` leave it out: it starts a cluster)."""
     for item in items:
         if ENGINE_FIXTURES & set(getattr(item, "fixturenames", ())):
-            item.add_marker(pytest.mark.xdist_group("engines"))
             item.add_marker(pytest.mark.integration)
 
 
