@@ -109,7 +109,7 @@ def ray_session(settings: RaySettings) -> Iterator[None]:
         return
     address = ray_address(settings)
     # ray.init makes SIGTERM exit the process at once; keep the command's own handler,
-    # which abandons the run's branch first (pipelines.cli).
+    # which abandons the run's branch first (pipelines.exits).
     on_sigterm = signal.getsignal(signal.SIGTERM)
     try:
         if address and address.startswith("ray://"):
