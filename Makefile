@@ -39,9 +39,10 @@ help:
 	@echo "make lint   ruff and mypy"
 
 # uv installs the pinned set: 4 min 28 s of pip (serial unpacking and byte-compiling, torch
-# and ray the bulk) became 1 min 18 s to 2 min 13 s (2026-12-07). uv does not read pip's config, so pip's
-# find-links (where a machine keeps local wheels, such as the CPU build of torch) is handed
-# to it; the byte-compiling that makes imports 2-4x faster is uv's --compile-bytecode.
+# and ray the bulk) became 1 min 18 s (2026-12-07). uv does not read pip's configuration,
+# so pip's find-links (where a machine keeps local wheels, such as the CPU build of torch)
+# is handed to it; uv's --compile-bytecode does the byte-compiling that makes imports 2-4x
+# faster.
 UV_VERSION := 0.13.10
 UV_INSTALL = links="$${PIP_FIND_LINKS:-$$($(PYTHON) -m pip config get global.find-links 2>/dev/null)}"; \
 	UV_INDEX_STRATEGY=unsafe-best-match $(1)/uv pip install --quiet --python $(1)/python \
