@@ -8,7 +8,7 @@ baseline climatology as extra channels: the network predicts a correction to it.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -28,30 +28,19 @@ VARIANTS = {"mean-teacher": True, "supervised": False}
 
 @dataclass(frozen=True)
 class Recipe:
-    """How an emulator is trained (the ``emulator`` settings the library needs)."""
+    """How an emulator is trained: the tiles' crop, the network's width, the training loop."""
 
     crop: int = 32
-    epochs: int = 8
-    batch_size: int = 64
     hidden: int = 32
-    learning_rate: float = 3e-3
-    consistency_weight: float = 0.2
-    ema_decay: float = 0.99
-    input_noise: float = 0.1
-    seed: int = 0
+    train: TrainConfig = field(default_factory=TrainConfig)
 
     def config(self, semi: bool) -> TrainConfig:
-        """The training loop's configuration; ``semi`` turns the consistency loss on."""
-        return TrainConfig(
-            epochs=self.epochs,
-            batch_size=self.batch_size,
-            learning_rate=self.learning_rate,
-            consistency_weight=self.consistency_weight if semi else 0.0,
-            ema_decay=self.ema_decay,
-            input_noise=self.input_noise,
-            seed=self.seed,
-            clean_channels=len(FLUXES),
-        )
+        """The training loop's configuration; ``semi`` turns the consistency loss on.
+
+        The baseline channels (the last ``len(FLUXES)``) are left unperturbed.
+        """
+        weight = self.train.consistency_weight if semi else 0.0
+        return replace(self.train, consistency_weight=weight, clean_channels=len(FLUXES))
 
 
 @dataclass
@@ -118,12 +107,12 @@ def fit_emulator(
 ) -> tuple[CnnEmulator, TrainResult]:
     """Train one member's emulator of ``variant`` (a key of :data:`VARIANTS`).
 
-    The network starts from ``recipe.seed``, so the same data give the same weights on a
+    The network starts from ``recipe.train.seed``, so the same data give the same weights on a
     device. Returns the emulator on the CPU, with its metadata, and the training result.
     """
     semi = VARIANTS[variant]
     cfg = recipe.config(semi)
-    torch.manual_seed(recipe.seed)
+    torch.manual_seed(cfg.seed)
     arch: dict[str, Any] = {
         "in_channels": len(channels), "hidden": recipe.hidden, "out_channels": 2,
         "baseline": True,

@@ -33,6 +33,7 @@ from carbonsink.emulator.inputs import (
     input_channels,
 )
 from carbonsink.emulator.sampling import MonthTiles, cut_tiles, member_baseline, training_months
+from carbonsink.emulator.train import TrainConfig
 from carbonsink.errors import LakeError
 from carbonsink.lake.features_store import open_published_features, snapshot_metadata
 from carbonsink.lake.flux_store import open_labels
@@ -49,7 +50,7 @@ from pipelines.options import (
     settings,
     split,
 )
-from pipelines.progress import progress_bar, wait_with_progress
+from pipelines.progress import tracked, wait_with_progress
 from pipelines.settings import EmulatorSettings, Settings
 
 
@@ -65,11 +66,12 @@ class TrainReport:
 
 def recipe(em: EmulatorSettings) -> Recipe:
     """The library's training recipe from the ``emulator`` settings."""
-    return Recipe(
-        crop=em.crop, epochs=em.epochs, batch_size=em.batch_size, hidden=em.hidden,
-        learning_rate=em.learning_rate, consistency_weight=em.consistency_weight,
-        ema_decay=em.ema_decay, input_noise=em.input_noise, seed=em.seed,
+    train = TrainConfig(
+        epochs=em.epochs, batch_size=em.batch_size, learning_rate=em.learning_rate,
+        consistency_weight=em.consistency_weight, ema_decay=em.ema_decay,
+        input_noise=em.input_noise, seed=em.seed,
     )  # fmt: skip
+    return Recipe(crop=em.crop, hidden=em.hidden, train=train)
 
 
 def run_train(settings: Settings, client: Client) -> TrainReport:
@@ -123,15 +125,11 @@ def run_train(settings: Settings, client: Client) -> TrainReport:
         )
         variants = list(VARIANTS) if em.compare_supervised else ["mean-teacher"]
         for variant in variants:
-            with progress_bar() as bar:
-                task = bar.add_task(f"train {member} ({variant})", total=1)
-
-                def report(step: int, total: int, loss: float, _t: object = task) -> None:
-                    bar.update(_t, completed=step, total=total)  # type: ignore[arg-type]
-
+            with tracked(f"train {member} ({variant})", 1) as progress:
                 emulator, result = fit_emulator(
                     prepared, variant, months, baselines[member], channels, how, device,
-                    layout.grid.resolution, str(em.holdout), report,
+                    layout.grid.resolution, str(em.holdout),
+                    lambda step, total, _loss: progress(step, total),
                 )  # fmt: skip
             emulators.append(emulator)
             data = prepared.data
