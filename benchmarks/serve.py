@@ -34,6 +34,7 @@ import torch
 from carbonsink.emulator.cnn import pick_device
 from carbonsink.emulator.mapper import TileMapper
 from carbonsink.lake.lake import Lake
+from carbonsink.memory import keep_freed_memory
 from pipelines.settings import load_settings
 
 RESULTS = Path(__file__).parent / "results"
@@ -65,6 +66,8 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=8)
     ap.add_argument("--cpus", type=float, default=1.0, help="CPUs reserved for the emulators")
     args = ap.parse_args()
+    # The bare-torch peer runs with the heap setting Serve's replicas use.
+    keep_freed_memory()
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
     import ray
     from ray import serve

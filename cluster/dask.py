@@ -26,6 +26,7 @@ import yaml
 from distributed import Client, LocalCluster, WorkerPlugin
 
 from carbonsink.errors import CarbonsinkError, ClusterError, ConfigError
+from carbonsink.memory import keep_freed_memory
 from cluster.settings import DaskSettings
 
 CONNECT_TIMEOUT_S = 15
@@ -73,8 +74,19 @@ class QuietUserErrors(WorkerPlugin):
             log.addFilter(_DropUserErrors())
 
 
+class KeepFreedMemory(WorkerPlugin):
+    """Lets every worker's heap keep freed memory for reuse (:mod:`carbonsink.memory`)."""
+
+    name = "carbonsink-keep-freed-memory"
+
+    def setup(self, worker: Any) -> None:
+        """Apply the heap setting (once per worker process, restarted ones included)."""
+        keep_freed_memory()
+
+
 def _prepared(client: Client) -> Client:
     client.register_plugin(QuietUserErrors())
+    client.register_plugin(KeepFreedMemory())
     return client
 
 

@@ -43,6 +43,7 @@ from carbonsink.errors import CarbonsinkError, ConfigError
 from carbonsink.lake.features_store import ingested_months, read_layout
 from carbonsink.lake.flux_store import ENSEMBLE_MEDIAN, FLUXES, ensemble_median
 from carbonsink.lake.lake import Lake
+from carbonsink.memory import keep_freed_memory
 from carbonsink.storage import StorageOptions
 from carbonsink.timeutil import parse_month
 from cluster.settings import ServeSettings
@@ -176,6 +177,9 @@ class EmulatorReplica:
         device: str,
         members: list[str] | None = None,
     ) -> None:
+        # Each forward pass allocates tens of megabytes: reuse them instead of page-faulting
+        # fresh mappings (5x faster CPU passes; carbonsink.memory).
+        keep_freed_memory()
         self.mapper = TileMapper.open(
             Lake(lake, StorageOptions(**lake_storage)),
             variant,

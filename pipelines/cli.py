@@ -22,6 +22,7 @@ from typer.main import get_command_from_info
 from typer.models import CommandInfo
 
 from carbonsink import __version__
+from carbonsink.memory import keep_freed_memory
 from pipelines.exits import run_app
 
 HELP = """\
@@ -121,6 +122,9 @@ def _root(
 
 def main(argv: list[str] | None = None) -> None:
     """The ``carbonsink`` entry point (:func:`pipelines.exits.run_app` over :data:`app`)."""
+    # The command's own process trains and runs emulators in several commands: a CNN pass
+    # on CPUs was 5x faster with freed memory kept for reuse (see the module).
+    keep_freed_memory()
     run_app(app, argv)
 
 

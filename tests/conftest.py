@@ -17,7 +17,11 @@ os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
 os.environ["AWS_EC2_METADATA_DISABLED"] = "true"
 os.environ.setdefault("CARBONSINK_PROGRESS", "0")
 
+from carbonsink.memory import keep_freed_memory
 from tests.helpers import free_port, make_sample
+
+# The session trains and runs emulators in-process, as the command's process does.
+keep_freed_memory()
 
 # Hypothesis profiles: `ci` (CI=true) is derandomised, so a CI run is reproducible and a
 # failure shows again on a rerun; `dev` (the default elsewhere) draws afresh each run and

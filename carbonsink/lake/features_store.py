@@ -25,6 +25,7 @@ import pandas as pd
 import xarray as xr
 import zarr
 import zarr.codecs
+import zarr.core.sync
 
 from carbonsink._version import __version__
 from carbonsink.drivers import DRIVERS
@@ -67,6 +68,29 @@ def create_array(
     a.attrs.update(attrs)
     if data is not None:
         a[...] = data
+
+
+def read_month_flags(store: icechunk.IcechunkStore, path: str) -> np.ndarray:
+    """A per-month flag array, reading only the chunks ever written.
+
+    Flags have one chunk per month (concurrent forks never write the same chunk), and the
+    time axis spans two centuries: reading all of it was some 1,300 chunk requests (0.5 s
+    per call, measured), most of them for months never written, which hold the fill value.
+    """
+    a = zarr.open_array(store, path=path, mode="r")
+
+    async def written() -> list[str]:
+        return [k async for k in store.list_prefix(path)]
+
+    # Chunk keys are "<path>/c/<index>" (Zarr v3's default encoding, one index per chunk).
+    index = np.array(
+        sorted(int(k.rsplit("/", 1)[1]) for k in zarr.core.sync.sync(written()) if "/c/" in k),
+        dtype=np.int64,
+    )
+    flags = np.full(a.shape, a.fill_value, dtype=a.dtype)
+    if index.size:
+        flags[index] = a.get_coordinate_selection(index)
+    return flags
 
 
 @dataclass(frozen=True)
@@ -216,14 +240,13 @@ def set_attrs(store: icechunk.IcechunkStore, **attrs: Any) -> None:
 
 def ingested_months(store: icechunk.IcechunkStore, layout: FeaturesLayout) -> pd.PeriodIndex:
     """Months that hold ingested drivers."""
-    flags = zarr.open_array(store, path="ingested", mode="r")[:]
-    return layout.time_axis.months[np.asarray(flags) == 1]
+    return layout.time_axis.months[read_month_flags(store, "ingested") == 1]
 
 
 def era5t_months(store: icechunk.IcechunkStore, layout: FeaturesLayout) -> pd.PeriodIndex:
     """Ingested months whose drivers include preliminary ERA5T data."""
-    ingested = np.asarray(zarr.open_array(store, path="ingested", mode="r")[:]) == 1
-    flags = np.asarray(zarr.open_array(store, path="era5t", mode="r")[:]) == 1
+    ingested = read_month_flags(store, "ingested") == 1
+    flags = read_month_flags(store, "era5t") == 1
     return layout.time_axis.months[ingested & flags]
 
 
@@ -280,7 +303,7 @@ def open_features(session: icechunk.Session, *, only_ingested: bool = True) -> x
     )
     if only_ingested:
         # Read the flags with zarr: through dask they are 1332 one-element chunks.
-        flags = np.asarray(zarr.open_array(session.store, path="ingested", mode="r")[:])
+        flags = read_month_flags(session.store, "ingested")
         ds = ds.isel(time=np.flatnonzero(flags == 1))
     return ds
 

@@ -25,7 +25,7 @@ import zarr
 from carbonsink._version import __version__
 from carbonsink.errors import LakeError
 from carbonsink.grid import ModelGrid, Tiling
-from carbonsink.lake.features_store import TIME_AXIS, create_array, read_attrs
+from carbonsink.lake.features_store import TIME_AXIS, create_array, read_attrs, read_month_flags
 from carbonsink.lake.lake import Lake
 from carbonsink.timeutil import MonthWindow, month_starts
 
@@ -189,8 +189,7 @@ def ensemble(
 
 def member_months(store: icechunk.IcechunkStore, layout: FluxLayout, member: str) -> pd.PeriodIndex:
     """Months that hold a member's fluxes: labelled (labels store) or mapped (sink map)."""
-    flags = np.asarray(zarr.open_array(store, path=_flag_path(store, member), mode="r")[:])
-    return layout.time_axis.months[flags == 1]
+    return layout.time_axis.months[read_month_flags(store, _flag_path(store, member)) == 1]
 
 
 def write_member_flags(
@@ -218,7 +217,7 @@ def open_member(
     ds = xr.open_zarr(session.store, group=member, consolidated=False, chunks=chunks)
     ds = ds.set_coords([c for c in ("lat_bounds", "lon_bounds") if c in ds])
     path = _flag_path(session.store, member)
-    flags = np.asarray(zarr.open_array(session.store, path=path, mode="r")[:])
+    flags = read_month_flags(session.store, path)
     return ds.drop_vars(path.rsplit("/", 1)[1]).isel(time=np.flatnonzero(flags == 1))
 
 

@@ -7,12 +7,37 @@ from cluster import dask as cluster_dask
 from cluster.settings import DaskSettings
 
 
+def blocks_mapped_for_a_large_array() -> int:
+    """Blocks glibc maps on their own (mallinfo2's hblks) for a live 64 MiB array."""
+    import ctypes
+
+    import numpy as np
+
+    class Info(ctypes.Structure):
+        _fields_ = [
+            (n, ctypes.c_size_t)
+            for n in ("arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks",
+                      "uordblks", "fordblks", "keepcost")
+        ]  # fmt: skip
+
+    mallinfo2 = ctypes.CDLL("libc.so.6").mallinfo2
+    mallinfo2.restype = Info
+    before = mallinfo2().hblks
+    a = np.ones(1 << 23)
+    n = int(mallinfo2().hblks - before)
+    del a
+    return n
+
+
 def test_local_cluster_runs_tasks_and_closes():
     with cluster_dask.dask_client(DaskSettings(n_workers=1)) as client:
         assert client.submit(sum, [1, 2, 3]).result() == 6
         # Workers run without Dask's MALLOC_TRIM_THRESHOLD_ (it slows large-array work).
         env = client.run(lambda: __import__("os").environ.get("MALLOC_TRIM_THRESHOLD_"))
         assert set(env.values()) == {None}
+        # ... and keep freed memory for reuse (carbonsink.memory): a 64 MiB array comes
+        # from the heap, not from a mapping of its own.
+        assert set(client.run(blocks_mapped_for_a_large_array).values()) == {0}
         cluster = client.cluster
     assert cluster.status.name == "closed"
 
