@@ -5,8 +5,9 @@ megabytes to tens of megabytes. glibc serves allocations that large with a fresh
 and unmaps them on ``free`` (its adaptive threshold stops at 32 MiB, and any malloc
 tunable in the environment turns it off), so each pass touched every page of its
 temporaries anew: page faults, and the kernel zeroing the pages, took three quarters of a
-CPU forward pass of the emulator. Kept for reuse, the same work ran 3.6x faster for
-inference, 1.9x for training and 1.9x for a process model's month (``docs/benchmarks.md``).
+CPU forward pass of the emulator over a batch of eight tiles. Kept for reuse, the same work
+ran 3.5x faster for inference in batches of eight, 1.3x for training and 1.3x for a process
+model's month (``benchmarks/emulator.py``, ``docs/benchmarks.md``).
 The cost is that a process keeps its peak heap until it exits instead of returning it
 between passes. A command's process, Serve's replicas and the Dask workers of
 :mod:`cluster.dask` run with it.

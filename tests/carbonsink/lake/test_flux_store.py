@@ -1,10 +1,14 @@
 """Flux stores: the labels store's and the sink map's per-month flags."""
 
+import numpy as np
 import pandas as pd
 import pytest
 import zarr
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from carbonsink.grid import ModelGrid
+from carbonsink.lake.features_store import read_month_flags
 from carbonsink.lake.flux_store import (
     FluxLayout,
     ensemble,
@@ -32,6 +36,30 @@ def test_the_flag_says_what_a_month_holds(tmp_path, layout, kind, flag):
     assert [str(p) for p in member_months(session.store, layout, "m")] == ["2016-03"]
     assert [str(t)[:7] for t in open_member(session, "m")["time"].values] == ["2016-03"]
     assert flag not in open_member(session, "m")
+
+
+@settings(max_examples=15)  # a repository per example
+@given(
+    written=st.dictionaries(st.integers(0, 59), st.sampled_from([0, 1]), max_size=20),
+    commit=st.booleans(),
+)
+def test_month_flags_read_from_the_written_chunks_equal_the_whole_array(
+    tmp_path_factory, written, commit
+):
+    """Flags written as 1 or 0 (``era5t`` writes both), committed or not, read like ``a[:]``."""
+    repo = Lake(str(tmp_path_factory.mktemp("flags") / "lake")).create_repo("features")
+    session = repo.writable_session("main")
+    a = zarr.create_array(
+        session.store, name="f", shape=(60,), chunks=(1,), dtype="int8", fill_value=0
+    )
+    for i, v in written.items():
+        a[i] = v
+    if commit:
+        session.commit("flags")
+        session = repo.readonly_session("main")
+    got = read_month_flags(session.store, "f")
+    assert got.dtype == np.int8
+    np.testing.assert_array_equal(got, zarr.open_array(session.store, path="f", mode="r")[:])
 
 
 def test_sink_maps_written_before_the_rename_still_read(tmp_path, layout):
