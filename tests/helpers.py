@@ -80,3 +80,25 @@ def lake_state(root: Any) -> dict:
                 repo.lookup_branch("main"),
             )
     return {"files": files, "stores": stores}
+
+
+def blocks_mapped_for_a_large_array() -> int:
+    """Blocks glibc maps on their own (mallinfo2's hblks) for a live 64 MiB array."""
+    import ctypes
+
+    import numpy as np
+
+    class Info(ctypes.Structure):
+        _fields_ = [
+            (n, ctypes.c_size_t)
+            for n in ("arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks",
+                      "uordblks", "fordblks", "keepcost")
+        ]  # fmt: skip
+
+    mallinfo2 = ctypes.CDLL("libc.so.6").mallinfo2
+    mallinfo2.restype = Info
+    before = mallinfo2().hblks
+    a = np.ones(1 << 23)
+    n = int(mallinfo2().hblks - before)
+    del a
+    return n

@@ -2,38 +2,24 @@
 
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
-# In a fresh process (this one already runs with the setting): the number of blocks glibc
-# has mapped on their own (mallinfo2's hblks) while a 64 MiB array is alive, before and
-# after keep_freed_memory.
+# In a fresh process (this one already runs with the setting): blocks glibc maps on their
+# own for a live 64 MiB array, before and after keep_freed_memory.
 PROBE = """
-import ctypes, numpy as np
 from carbonsink.memory import keep_freed_memory
+from tests.helpers import blocks_mapped_for_a_large_array as mapped
 
-class Info(ctypes.Structure):
-    _fields_ = [(n, ctypes.c_size_t) for n in (
-        "arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks", "uordblks",
-        "fordblks", "keepcost")]
-
-libc = ctypes.CDLL("libc.so.6")
-libc.mallinfo2.restype = Info
-
-def mapped_while_alive():
-    before = libc.mallinfo2().hblks
-    a = np.ones(1 << 23)
-    n = libc.mallinfo2().hblks - before
-    del a
-    return n
-
-print(mapped_while_alive(), keep_freed_memory(), mapped_while_alive())
+print(mapped(), keep_freed_memory(), mapped())
 """
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's mallopt")
 def test_large_blocks_come_from_the_heap_once_freed_memory_is_kept():
     out = subprocess.run(
-        [sys.executable, "-c", PROBE], capture_output=True, text=True, check=True
-    ).stdout.split()
+        [sys.executable, "-c", PROBE], capture_output=True, text=True, check=True,
+        cwd=Path(__file__).resolve().parents[2],
+    ).stdout.split()  # fmt: skip
     assert out == ["1", "True", "0"]

@@ -5,28 +5,7 @@ import pytest
 from carbonsink.errors import ClusterError, ConfigError
 from cluster import dask as cluster_dask
 from cluster.settings import DaskSettings
-
-
-def blocks_mapped_for_a_large_array() -> int:
-    """Blocks glibc maps on their own (mallinfo2's hblks) for a live 64 MiB array."""
-    import ctypes
-
-    import numpy as np
-
-    class Info(ctypes.Structure):
-        _fields_ = [
-            (n, ctypes.c_size_t)
-            for n in ("arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks",
-                      "uordblks", "fordblks", "keepcost")
-        ]  # fmt: skip
-
-    mallinfo2 = ctypes.CDLL("libc.so.6").mallinfo2
-    mallinfo2.restype = Info
-    before = mallinfo2().hblks
-    a = np.ones(1 << 23)
-    n = int(mallinfo2().hblks - before)
-    del a
-    return n
+from tests.helpers import blocks_mapped_for_a_large_array
 
 
 def test_local_cluster_runs_tasks_and_closes():
