@@ -123,7 +123,7 @@ def _root(
 def main(argv: list[str] | None = None) -> None:
     """The ``carbonsink`` entry point (:func:`pipelines.exits.run_app` over :data:`app`)."""
     # The command's own process trains and runs emulators and reads whole fields: passes
-    # over large arrays ran 2-4x faster with freed memory kept for reuse (see the module).
+    # over large arrays ran 1.3-3.5x faster with freed memory kept for reuse (see the module).
     keep_freed_memory()
     run_app(app, argv)
 
