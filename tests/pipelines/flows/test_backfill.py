@@ -63,7 +63,7 @@ def test_partitions_cover_any_window_once_with_cuts_that_do_not_depend_on_its_st
 def backfill_settings(root, source, ray_cluster):
     """The second half of 2016 as one partition, over a lake with 2016 mapped.
 
-    Five units: ingest, three bands of tile rows (1, 2 and 2 of the tiny grid's 5), publish.
+    Five units: ingest, three bands of tile rows (one each of the tiny grid's 3), publish.
     """
     return settings(
         root, source=source, start="2016-07", end="2016-12", partition_months=6,

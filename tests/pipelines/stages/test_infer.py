@@ -65,7 +65,7 @@ def test_infer_maps_the_window_like_direct_inference(mapped, infer_lake):
     store = sinkmap(infer_lake)
     names = [m for m in members(store) if m not in (MEDIAN, SPREAD)]
     assert names == ["ref-dry", "ref-moderate", "ref-warm"]
-    assert mapped.keys == 3 * 3 * 25 and mapped.retried == 0
+    assert mapped.keys == 3 * 3 * 9 and mapped.retried == 0
     assert sum(mapped.batch_sizes.values()) == mapped.keys  # requests by their batch size
     features, flayout = open_published_features(Lake(str(infer_lake)))
     layout = sinkmap_layout(flayout)
@@ -87,7 +87,7 @@ def test_infer_maps_the_window_like_direct_inference(mapped, infer_lake):
         assert [str(p) for p in member_months(store, layout, name)] == mapped.months
     a = zarr.open_array(store, path=f"{MEDIAN}/land_flux", mode="r")
     assert a.attrs["units"] == "kg m-2 s-1" and a.attrs["positive"] == "down"
-    assert a.chunks == (1, 9, 18)  # one tile per chunk: tiles never share a chunk
+    assert a.chunks == (1, 15, 30)  # one tile per chunk: tiles never share a chunk
 
 
 def test_a_replica_killed_mid_run_changes_nothing(mapped, infer_lake, ray_cluster):
@@ -128,7 +128,7 @@ def test_a_replica_killed_mid_run_changes_nothing(mapped, infer_lake, ray_cluste
     report = run_infer(s.with_window(s.start, "2016-02"), progress=kill)
     # Requests lost with the dead replica were re-routed by Serve or sent again by infer.
     assert killed.is_set() and len(victims) == 1 and not {n for n, _ in replicas()} & set(victims)
-    assert report.keys == 150
+    assert report.keys == 2 * 3 * 9
     after = sinkmap(infer_lake)
     for (m, f), values in before.items():
         got = np.asarray(zarr.open_array(after, path=f"{m}/{f}", mode="r")[rows])
