@@ -165,7 +165,7 @@ def _merge_info(infos: list[dict[str, Any]]) -> dict[str, Any]:
     return out
 
 
-@serve.deployment(name=EMULATOR)
+@serve.deployment(name=EMULATOR, rolling_update_percentage=1.0)
 class EmulatorReplica:
     """Serves the emulators of one variant (all members or some); see the module docstring."""
 

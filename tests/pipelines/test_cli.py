@@ -136,6 +136,10 @@ def test_run_chains_every_stage_and_prints_its_outputs(
         "CARBONSINK_SAMPLE__START": "2015-01",
         "CARBONSINK_SAMPLE__END": "2016-12",
         "CARBONSINK_GRID__RESOLUTION": "10",
+        # Two tiles a month (each with the other as its halo's neighbour across the
+        # dateline): the chain, not the tiling, is under test here.
+        "CARBONSINK_GRID__TILE_LAT": "18",
+        "CARBONSINK_GRID__TILE_LON": "18",
         "CARBONSINK_INGEST__BASELINE_END": "2015-12",
         "CARBONSINK_LABELS__END": "2016-06",
         "CARBONSINK_EMULATOR__HOLDOUT_START": "2016-01",

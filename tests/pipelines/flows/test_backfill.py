@@ -109,12 +109,20 @@ def test_backfill_maps_each_unit_and_rebuilds_the_budget(uninterrupted, mapped_l
 def test_backfill_killed_with_sigkill_resumes_to_identical_bytes(
     uninterrupted, mapped_lake, monthly_store, dask_client, ray_cluster, tmp_path
 ):
+    import ray
+
     root = tmp_path / "lake"
     shutil.copytree(mapped_lake, root)
     s = backfill_settings(root, monthly_store, ray_cluster)
     config = tmp_path / "settings.yaml"
     config.write_text(yaml.safe_dump(s.model_dump(mode="json", exclude_none=True)))
-    env = {**os.environ, "CARBONSINK_PROGRESS": "0"}
+    # The driver joins the session's Dask and Ray, as a RayJob's entrypoint joins its
+    # cluster's: starting its own (a Ray, a Serve application, a LocalCluster) took 40 s.
+    env = {
+        **os.environ, "CARBONSINK_PROGRESS": "0",
+        "CARBONSINK_DASK__ADDRESS": dask_client.scheduler.address,
+        "CARBONSINK_RAY__ADDRESS": ray.get_runtime_context().gcs_address,
+    }  # fmt: skip
     with open(tmp_path / "driver.log", "w") as log:
         driver = subprocess.Popen(
             [sys.executable, "-m", "pipelines.cli", "backfill", "--config", str(config)],
@@ -131,7 +139,9 @@ def test_backfill_killed_with_sigkill_resumes_to_identical_bytes(
                 break
             time.sleep(0.1)
     finally:
-        # kill -9 of the driver and everything it started (its Dask workers), as a lost node
+        # kill -9 of the driver and everything it started, as when its pod is lost; the
+        # clusters it used live on, and the requests it left in flight write only to forks
+        # that nobody merges
         os.killpg(driver.pid, signal.SIGKILL)
         driver.wait()
     plans, lock = read_plans(Lake(str(root)))
