@@ -165,6 +165,9 @@ def _merge_info(infos: list[dict[str, Any]]) -> dict[str, Any]:
     return out
 
 
+# A redeploy (another lake, variant or settings) replaces every replica at once, not one
+# at a time (Serve's default for two replicas): a run waits for the whole application
+# anyway, and the one-at-a-time rollout took 21 s against 16 s on the test lake.
 @serve.deployment(name=EMULATOR, rolling_update_percentage=1.0)
 class EmulatorReplica:
     """Serves the emulators of one variant (all members or some); see the module docstring."""
