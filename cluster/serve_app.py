@@ -20,6 +20,8 @@ reconfigures live replicas without redeploying.
 from __future__ import annotations
 
 import asyncio
+import functools
+import hashlib
 import io
 import json
 import logging
@@ -27,6 +29,7 @@ import math
 import time
 from collections import Counter
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import icechunk
@@ -172,28 +175,31 @@ def _merge_info(infos: list[dict[str, Any]]) -> dict[str, Any]:
 class EmulatorReplica:
     """Serves the emulators of one variant (all members or some); see the module docstring."""
 
-    def __init__(
-        self,
-        lake: str,
-        lake_storage: dict[str, Any],
-        variant: str,
-        device: str,
-        members: list[str] | None = None,
-    ) -> None:
+    def __init__(self, device: str) -> None:
         # Each forward pass allocates megabytes: reuse them instead of page-faulting fresh
         # mappings (carbonsink.memory; a one-tile CPU pass 0.031 -> 0.021 s, measured).
         keep_freed_memory()
-        self.mapper = TileMapper.open(
-            Lake(lake, StorageOptions(**lake_storage)),
-            variant,
-            members=members,
-            device=pick_device(device),
-        )
+        self.device = pick_device(device)
+        self.mapper: TileMapper | None = None
+        self.bound: dict[str, Any] = {}
         self.batch_sizes: Counter[int] = Counter()
         self.replica = serve.get_replica_context().replica_id.unique_id
 
     def reconfigure(self, config: dict[str, Any]) -> None:
-        """Apply ``user_config``: batch size and wait, without a redeploy."""
+        """Apply ``user_config``: the lake and its pinned snapshots, batch size and wait.
+
+        The emulators are (re)loaded only when the lake, variant, members or the snapshots
+        of its features and models differ from those loaded (:func:`lake_config`).
+        """
+        bound = {k: config[k] for k in LAKE_KEYS}
+        if self.mapper is None or bound != self.bound:
+            self.mapper = TileMapper.open(
+                Lake(config["lake"], StorageOptions(**config["lake_storage"])),
+                config["variant"],
+                members=config["members"],
+                device=self.device,
+            )
+            self.bound = bound
         self.map_batch.set_max_batch_size(int(config["max_batch_size"]))  # type: ignore[attr-defined]
         self.map_batch.set_batch_wait_timeout_s(float(config["batch_wait_timeout_s"]))  # type: ignore[attr-defined]
         self.mapper.pass_size = fixed_pass_size(
@@ -201,8 +207,11 @@ class EmulatorReplica:
         )
 
     def describe(self) -> dict[str, Any]:
-        """Members, grid and tiling served, and the batch sizes seen so far."""
+        """Lake, members, grid and tiling served, and the batch sizes seen so far."""
+        assert self.mapper is not None  # Serve reconfigures a replica before it serves
         return {
+            "lake": self.bound["lake"],
+            "snapshots": self.bound["snapshots"],
             "members": self.mapper.members,
             "resolution": self.mapper.layout.grid.resolution,
             "tile": list(self.mapper.tile),
@@ -219,12 +228,14 @@ class EmulatorReplica:
     @serve.batch(max_batch_size=8, batch_wait_timeout_s=0.05)
     async def map_batch(self, requests: list[TileRequest]) -> list[TileResult]:
         """One forward pass per member over the batch; each tile written to its fork."""
+        assert self.mapper is not None
+        mapper = self.mapper
         self.batch_sizes[len(requests)] += 1
         keys = [r.key for r in requests]
         try:
             # The forward pass holds the CPU; run it off the event loop so the replica
             # keeps queueing the next batch meanwhile.
-            blocks = await asyncio.to_thread(self.mapper.predict, keys)
+            blocks = await asyncio.to_thread(mapper.predict, keys)
         except CarbonsinkError as exc:
             return [TileResult(k, f"error: {exc}", replica=self.replica) for k in keys]
         out = []
@@ -232,7 +243,7 @@ class EmulatorReplica:
             if req.fork is None:
                 out.append(TileResult(req.key, "ok", flux=block, batch_size=len(requests)))
                 continue
-            await asyncio.to_thread(self.mapper.write, req.fork.store, req.key, block)
+            await asyncio.to_thread(mapper.write, req.fork.store, req.key, block)
             out.append(
                 TileResult(
                     req.key, "ok", fork=req.fork, batch_size=len(requests), replica=self.replica
@@ -259,20 +270,17 @@ class ServerError(RuntimeError):
 class FluxHttp:
     """On-demand inference of a box: ``GET /flux``; see the module docstring."""
 
-    def __init__(
-        self,
-        emulators: dict[str, DeploymentHandle],
-        plan: dict[str, list[str] | None],
-        lake: str,
-        lake_storage: dict[str, Any],
-        max_box_cells: int,
-        max_json_cells: int,
-    ) -> None:
-        self.routes = Routes(emulators, plan)
-        self.lake = Lake(lake, StorageOptions(**lake_storage))
-        self.max_box_cells = max_box_cells
-        self.max_json_cells = max_json_cells
+    def __init__(self, emulators: dict[str, DeploymentHandle]) -> None:
+        self.emulators = emulators
         self.info: dict[str, Any] | None = None
+
+    def reconfigure(self, config: dict[str, Any]) -> None:
+        """Apply ``user_config``: the lake, the deployments' members and the box limits."""
+        self.routes = Routes(self.emulators, config["plan"])
+        self.lake = Lake(config["lake"], StorageOptions(**config["lake_storage"]))
+        self.max_box_cells = int(config["max_box_cells"])
+        self.max_json_cells = int(config["max_json_cells"])
+        self.info = None  # asked of the emulator deployments again
 
     async def __call__(self, request: Request) -> Response:
         """Answer ``GET /flux``; 4xx with a one-line message for a bad request."""
@@ -425,6 +433,7 @@ def build_app(
     ``settings``' replicas, resources and batching.
     """
     plan = plan if plan is not None else plan_deployments(lake, lake_storage, settings)
+    bound = lake_config(lake, lake_storage, settings.variant)
     # One access-log line per tile request drowns the progress bar; warnings still show.
     quiet = {"log_level": "WARNING", "enable_access_log": False}
     device = "cuda" if settings.num_gpus > 0 else "cpu"
@@ -435,18 +444,70 @@ def build_app(
             num_replicas=settings.num_replicas,
             max_ongoing_requests=settings.max_ongoing_requests,
             ray_actor_options={"num_cpus": settings.num_cpus, "num_gpus": settings.num_gpus},
-            user_config=batching_config(settings),
-        ).bind(lake, lake_storage, settings.variant, device, members)
+            user_config={**batching_config(settings), **bound, "members": members},
+            **_stable_version(name, device),
+        ).bind(device)
         for name, members in plan.items()
     }
     # The ingress only parses, routes and packs answers (async): no CPU of its own, so it
     # never competes with the emulator replicas for the cluster's CPUs.
     http = FluxHttp.options(  # type: ignore[attr-defined]
-        logging_config=quiet, ray_actor_options={"num_cpus": 0}
-    )
-    return http.bind(
-        emulators, plan, lake, lake_storage, settings.max_box_cells, settings.max_json_cells
-    )
+        logging_config=quiet,
+        ray_actor_options={"num_cpus": 0},
+        user_config={
+            "lake": lake, "lake_storage": lake_storage, "plan": plan,
+            "max_box_cells": settings.max_box_cells, "max_json_cells": settings.max_json_cells,
+        },
+        **_stable_version("http", *sorted(plan)),
+    )  # fmt: skip
+    return http.bind(emulators)
+
+
+#: The ``user_config`` keys that name what an emulator replica has loaded.
+LAKE_KEYS = ("lake", "lake_storage", "variant", "members", "snapshots")
+
+
+def lake_config(lake: str, lake_storage: dict[str, Any], variant: str) -> dict[str, Any]:
+    """What the emulator replicas serve: the lake, the variant and its stores' snapshots.
+
+    The snapshots are those of the ``features`` and ``models`` stores now: a new ingest or
+    training changes them, and the replicas then load them anew.
+    """
+    lk = Lake(lake, StorageOptions(**lake_storage))
+    snapshots = {}
+    for name in ("features", "models"):
+        repo = lk.open_repo(name)
+        snapshots[name] = repo.lookup_branch("main") if repo is not None else None
+    return {"lake": lake, "lake_storage": lake_storage, "variant": variant, "snapshots": snapshots}
+
+
+def _stable_version(*parts: str) -> dict[str, Any]:
+    """Deployment options that fix a deployment's version by the code and its arguments.
+
+    ``serve.run`` gives every deployment a random version, so each deploy replaced every
+    replica (a new process that imports torch and loads the emulators: 16 s for the test
+    lake's application). Everything that varies from run to run (the lake, its snapshots,
+    the variant, members, batching, box limits) is ``user_config``, which Serve applies to
+    live replicas by calling ``reconfigure``; so the version need only change with the code
+    (a hash of this package's and the library's sources) and the constructor's arguments.
+    Ray's ``version`` option is internal since 2.x (``_internal=True``), which is why it is
+    set here only; a change of resources or replica count Serve still handles itself.
+    """
+    digest = hashlib.sha256("\0".join([_source_digest(), *parts]).encode()).hexdigest()
+    return {"version": digest[:16], "_internal": True}
+
+
+@functools.cache
+def _source_digest() -> str:
+    """SHA-256 of the sources of ``carbonsink`` and ``cluster`` (what a replica runs)."""
+    import carbonsink
+
+    h = hashlib.sha256()
+    for package in (Path(carbonsink.__file__).parent, Path(__file__).parent):
+        for path in sorted(package.rglob("*.py")):
+            h.update(str(path.relative_to(package.parent)).encode())
+            h.update(path.read_bytes())
+    return h.hexdigest()
 
 
 def deploy(

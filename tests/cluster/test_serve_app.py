@@ -113,3 +113,36 @@ def test_http_route_answers_boxes_and_refuses_bad_requests(app, lake, ray_cluste
     ]:
         status, body = get(port, query)
         assert status == code and text in json.loads(body)["error"], (query, body)
+
+
+def test_a_redeploy_onto_another_lake_reconfigures_the_live_replicas(
+    trained, lake, ray_cluster, tmp_path
+):
+    """Only ``user_config`` differs (the lake): Serve calls ``reconfigure`` on the running
+    replicas, which load the other lake's emulators; new resources still get new replicas."""
+    import shutil
+
+    from cluster.serve_app import deploy
+
+    other = tmp_path / "lake"
+    shutil.copytree(lake, other)
+    serve_settings = {"num_replicas": 1, "http_port": ray_cluster["http_port"]}
+
+    def deploy_on(root, **extra):
+        s = settings(root, serve={**serve_settings, **extra})
+        return deploy(s.lake, s.lake_storage.model_dump(), s.serve)
+
+    _, first = deploy_on(lake)
+    routes, second = deploy_on(other)
+    assert second["replicas"] == first["replicas"]  # the same process, reconfigured
+    assert (first["lake"], second["lake"]) == (str(lake), str(other))
+    member = MEMBERS[0]
+    r = routes.handle(member).map_tile.remote(TileRequest(TileKey(member, str(MONTH), 4)))
+    th, tw = second["tile"]
+    i, j = (4 // (360 // 4 // tw)) * th, (4 % (360 // 4 // tw)) * tw
+    np.testing.assert_allclose(
+        r.result().flux, direct(other, member, MONTH)[:, i : i + th, j : j + tw],
+        rtol=1e-5, atol=1e-13, equal_nan=True,
+    )  # fmt: skip
+    _, third = deploy_on(other, num_cpus=0.5)  # a resource change replaces the replica
+    assert not set(third["replicas"]) & set(second["replicas"])
