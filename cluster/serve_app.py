@@ -9,12 +9,15 @@ Two deployments:
   tile's inputs with halo from the lake itself, runs one forward pass per member on the
   batch (GPU when the replica has one), crops the halo, writes the tile into its fork and
   answers with the key, a status and the fork. Weights come from the lake's ``models``
-  store, located by the lake URL the deployment is bound to, never passed as arguments.
+  store, located by the lake URL in the deployment's ``user_config``, never passed as
+  arguments.
 - ``http`` (:class:`FluxHttp`): ``GET /flux?month=YYYY-MM&bbox=W,S,E,N[&member=M]
   [&format=json|netcdf]`` maps a box on demand through the ``emulator`` deployment.
 
-``max_batch_size`` and ``batch_wait_timeout_s`` are ``user_config``: changing them
-reconfigures live replicas without redeploying.
+Everything that changes from one command to the next (the lake and the snapshots of its
+stores, the variant and members, batching, the route's limits) is ``user_config``, and a
+deployment's version is fixed by the code (:func:`_stable_version`): deploying again
+reconfigures the live replicas instead of replacing them.
 """
 
 from __future__ import annotations
@@ -168,8 +171,8 @@ def _merge_info(infos: list[dict[str, Any]]) -> dict[str, Any]:
     return out
 
 
-# A redeploy (another lake, variant or settings) replaces every replica at once, not one
-# at a time (Serve's default for two replicas): a run waits for the whole application
+# A deploy that replaces replicas (new code or resources) replaces them all at once, not
+# one at a time (Serve's default for two replicas): a run waits for the whole application
 # anyway, and the one-at-a-time rollout took 21 s against 16 s on the test lake.
 @serve.deployment(name=EMULATOR, rolling_update_percentage=1.0)
 class EmulatorReplica:
