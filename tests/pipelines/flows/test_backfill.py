@@ -117,7 +117,8 @@ def test_backfill_killed_with_sigkill_resumes_to_identical_bytes(
     config = tmp_path / "settings.yaml"
     config.write_text(yaml.safe_dump(s.model_dump(mode="json", exclude_none=True)))
     # The driver joins the session's Dask and Ray, as a RayJob's entrypoint joins its
-    # cluster's: starting its own (a Ray, a Serve application, a LocalCluster) took 40 s.
+    # cluster's: with its own (a Ray, a Serve application, a LocalCluster) this test took
+    # 124 s, against 87-92 s now (2026-12-08).
     env = {
         **os.environ, "CARBONSINK_PROGRESS": "0",
         "CARBONSINK_DASK__ADDRESS": dask_client.scheduler.address,
